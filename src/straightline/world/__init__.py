@@ -6,6 +6,6 @@
 """
 
 from .physics import simulate
-from .render import Clip, default_num_frames, render
+from .render import Clip, render
 from .scene import Scene, WorldObject, sample_scene, validate_scene
 from . import vocab

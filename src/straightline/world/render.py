@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from . import vocab
+from ..request import frames_for
 from .physics import States, simulate
 from .scene import Scene
 
@@ -154,11 +155,6 @@ class Clip:
                 "times": self.times.round(decimals=4).tolist(), "tracks": tracks}
 
 
-def default_num_frames(seconds: float, fps: float) -> int:
-    """The 1 + 4k frame count nearest to covering `seconds` at `fps` (the VAE's causal frame grouping)."""
-    return 1 + 4 * max(0, round(seconds * fps / 4))
-
-
 def render(scene: Scene, width: int, height: int, fps: float = 24.0, num_frames: int | None = None,
            start: float = 0.0, device: str | torch.device = "cpu", chunk: int = 8) -> Clip:
     """Render a scene to frames and ground truth.
@@ -176,7 +172,7 @@ def render(scene: Scene, width: int, height: int, fps: float = 24.0, num_frames:
         Clip with frames uint8 (T, H, W, 3) on the CPU and per-object ground-truth tracks.
     """
     if num_frames is None:
-        num_frames = default_num_frames(scene.duration, fps)
+        num_frames = frames_for(scene.duration, fps)
     times = start + np.arange(num_frames) / fps
     states = simulate(scene, until=float(times[-1]) if num_frames else 0.0).at(times)
     device = torch.device(device)
