@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 from .errors import StraightlineError
 
 EXAMPLES = """examples:
@@ -17,6 +19,7 @@ EXAMPLES = """examples:
   straightline world render --seed 7 --size 320x180 --seconds 6 --fps 12 -o random.mp4 --ground-truth random.json
   straightline world export --n 100 --out data/toyworld
   straightline data inspect data/toyworld
+  straightline vae recon ../shared/media/realshort.mp4 -o recon.mp4 --side-by-side
 """
 
 
@@ -77,6 +80,79 @@ def cmd_world_export(args) -> None:
     print(json.dumps(summary, indent=2))
 
 
+def _fit_for_vae(frames, max_frames: int | None):
+    """Crop a uint8 (T, H, W, 3) clip to what the VAE takes: 1 + 4k frames, sides multiples of 8 (centre)."""
+    T, H, W, _ = frames.shape
+    keep = 1 + 4 * ((min(T, max_frames or T) - 1) // 4)
+    h, w = H // 8 * 8, W // 8 * 8
+    y0, x0 = (H - h) // 2, (W - w) // 2
+    return frames[:keep, y0:y0 + h, x0:x0 + w]
+
+
+def _to_model(frames):
+    return frames.permute(3, 0, 1, 2)[None].float().div(127.5).sub(1)
+
+
+def _to_uint8(video):
+    return ((video[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def cmd_vae_recon(args) -> None:
+    from .metrics import psnr, ssim
+    from .vae import VideoVAE
+    from .video_io import read_video, write_video
+    video = read_video(args.input, fps=args.fps, max_frames=args.max_frames,
+                       size=_parse_size_arg(args.size), fit="crop")
+    frames = _fit_for_vae(video.frames, args.max_frames)
+    vae = VideoVAE.load(args.model, device=args.device)
+    recon = _to_uint8(vae.decode(vae.encode(_to_model(frames).to(args.device))).cpu())
+    note = "" if frames.shape == video.frames.shape else \
+        f" (cropped from {video.width}x{video.height}x{video.num_frames} to 1 + 4k frames and multiples of 8)"
+    print(f"{args.input}: {frames.shape[2]}x{frames.shape[1]}, {frames.shape[0]} frames{note}")
+    print(f"PSNR {psnr(recon, frames):.2f} dB  SSIM {ssim(recon, frames):.4f}")
+    if args.output:
+        out = torch.cat([frames, recon], dim=2) if args.side_by_side else recon
+        print(f"wrote {write_video(args.output, out, video.fps)}")
+
+
+def cmd_vae_encode(args) -> None:
+    from safetensors.torch import save_file
+    from .vae import VideoVAE
+    from .video_io import read_video
+    video = read_video(args.input, fps=args.fps, max_frames=args.max_frames, size=_parse_size_arg(args.size))
+    frames = _fit_for_vae(video.frames, args.max_frames)
+    vae = VideoVAE.load(args.model, device=args.device)
+    latents = vae.encode(_to_model(frames).to(args.device)).cpu()
+    save_file({"latents": latents.contiguous()}, args.output, metadata={"fps": str(video.fps), "model": str(args.model)})
+    print(f"wrote {args.output}: latents {tuple(latents.shape)} from {frames.shape[0]} frames "
+          f"{frames.shape[2]}x{frames.shape[1]}")
+
+
+def cmd_vae_decode(args) -> None:
+    from safetensors import safe_open
+    from .vae import VideoVAE
+    from .video_io import write_video
+    with safe_open(args.input, "pt") as f:
+        latents, fps = f.get_tensor("latents"), float(f.metadata().get("fps", 24))
+    vae = VideoVAE.load(args.model, device=args.device)
+    frames = _to_uint8(vae.decode(latents.to(args.device)).cpu())
+    print(f"wrote {write_video(args.output, frames, fps)}: {frames.shape[0]} frames {frames.shape[2]}x{frames.shape[1]}")
+
+
+def cmd_vae_train(args) -> None:
+    from .train_vae import VAETrainConfig, train
+    cfg = VAETrainConfig(preset=args.preset, steps=args.steps, lr=args.lr, pixel_budget=args.pixel_budget,
+                         kl_weight=args.kl_weight, edge_weight=args.edge_weight, gan_weight=args.gan_weight,
+                         seed=args.seed)
+    metrics = train(cfg, args.out, folder=args.folder, device=args.device, time_limit=args.time_limit)
+    print(json.dumps(metrics))
+
+
+def _parse_size_arg(text):
+    from .request import parse_size
+    return parse_size(text) if text else None
+
+
 def cmd_data_inspect(args) -> None:
     from .data import format_inspection, inspect_folder
     print(format_inspection(inspect_folder(args.folder)))
@@ -118,6 +194,58 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="train", choices=["train", "heldout", "any"], help="default train")
     e.add_argument("--seed", type=int, default=0, help="first scene seed (default 0)")
     e.set_defaults(func=cmd_world_export)
+
+    vae = sub.add_parser("vae", help="the video autoencoder: train, reconstruct, encode, decode")
+    vsub = vae.add_subparsers(dest="vae_command", required=True, metavar="ACTION")
+    model_help = "a checkpoint folder (vae.json + vae.safetensors) or 'default', the shipped VAE"
+
+    def media_args(p):
+        p.add_argument("--model", default="default", help=model_help)
+        p.add_argument("--fps", type=float, help="resample to this frame rate (default: the file's)")
+        p.add_argument("--max-frames", type=int, default=65, help="frames to read (default 65)")
+        p.add_argument("--size", help="resize (centre crop) to WIDTHxHEIGHT first; default: native size")
+        p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+
+    rc = vsub.add_parser("recon", help="encode and decode a video, print PSNR and SSIM",
+                         description="Reconstruct a video through the VAE and print PSNR/SSIM. The clip is cut "
+                         "to 1 + 4k frames and centre-cropped to multiples of 8 pixels (the VAE's grid).")
+    rc.add_argument("input")
+    rc.add_argument("-o", "--output", help="write the reconstruction here")
+    rc.add_argument("--side-by-side", action="store_true", help="write original | reconstruction")
+    media_args(rc)
+    rc.set_defaults(func=cmd_vae_recon)
+
+    en = vsub.add_parser("encode", help="video -> latents (.safetensors)")
+    en.add_argument("input")
+    en.add_argument("-o", "--output", required=True, help="latent file (.safetensors)")
+    media_args(en)
+    en.set_defaults(func=cmd_vae_encode)
+
+    de = vsub.add_parser("decode", help="latents (.safetensors) -> video")
+    de.add_argument("input")
+    de.add_argument("-o", "--output", required=True, help="video file (.mp4, .gif, .webp)")
+    de.add_argument("--model", default="default", help=model_help)
+    de.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    de.set_defaults(func=cmd_vae_decode)
+
+    from .train_vae import VAETrainConfig
+    d = VAETrainConfig()
+    tr = vsub.add_parser("train", help="train a VAE on ToyWorld (+ procedural textures, + a video folder)",
+                         description="Train the VAE. Resumes exactly when --out already holds a train state. "
+                         "Writes vae.json/vae.safetensors (EMA weights), log.jsonl and preview videos to --out.")
+    tr.add_argument("--out", required=True, help="run folder")
+    tr.add_argument("--preset", default=d.preset, choices=["tiny", "default"])
+    tr.add_argument("--steps", type=int, default=d.steps)
+    tr.add_argument("--lr", type=float, default=d.lr)
+    tr.add_argument("--pixel-budget", type=int, default=d.pixel_budget, help="pixels per batch")
+    tr.add_argument("--kl-weight", type=float, default=d.kl_weight)
+    tr.add_argument("--edge-weight", type=float, default=d.edge_weight)
+    tr.add_argument("--gan-weight", type=float, default=d.gan_weight, help="> 0 adds a patch discriminator")
+    tr.add_argument("--folder", help="also train on the videos in this folder")
+    tr.add_argument("--seed", type=int, default=d.seed)
+    tr.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    tr.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many seconds")
+    tr.set_defaults(func=cmd_vae_train)
 
     data = sub.add_parser("data", help="datasets: inspect a video folder")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")

@@ -43,6 +43,8 @@ class VAEConfig:
         return 2 ** sum(self.temporal_down)
 
 
+DEFAULT_PATH = Path(__file__).parent / "weights" / "vae"
+
 PRESETS = {
     "tiny": VAEConfig(base_channels=8, channel_mult=(1, 1, 2)),
     "default": VAEConfig(),
@@ -234,8 +236,13 @@ class VideoVAE(nn.Module):
         (path / "vae.json").write_text(json.dumps(asdict(self.cfg), indent=2))
 
     @classmethod
-    def load(cls, path, device="cpu") -> "VideoVAE":
-        path = Path(path)
+    def load(cls, path="default", device="cpu") -> "VideoVAE":
+        """Load a checkpoint folder (vae.json + vae.safetensors); "default" is the VAE shipped in the package."""
+        from .errors import InvalidRequest
+        path = DEFAULT_PATH if str(path) == "default" else Path(path)
+        if not (path / "vae.json").is_file() or not (path / "vae.safetensors").is_file():
+            raise InvalidRequest("model", str(path), "a folder holding vae.json and vae.safetensors, or "
+                                 "'default' for the shipped VAE")
         cfg = json.loads((path / "vae.json").read_text())
         cfg = VAEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
         model = cls(cfg)

@@ -1,0 +1,253 @@
+"""Train the video autoencoder: `straightline vae train --out runs/vae [--steps N] [--folder videos/]`.
+
+The story of one step: draw a batch (ToyWorld clips, procedural textures and, when given, real videos — all
+at a random bucket of sizes, aspects and durations, images included) → encode → sample the posterior →
+decode → loss (L1 + edge L1 + small KL, optionally a hinge GAN term) → AdamW step → EMA → log, preview,
+checkpoint.
+
+Exact resume: the batch of step s depends only on (seed, s), and the checkpoint holds the weights, the EMA,
+the optimiser moments and the RNG state, so a run stopped and resumed equals a run never stopped.
+The EMA weights are what `vae.save` ships.
+"""
+
+import argparse
+import copy
+import json
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from .data import Bucket, make_buckets, to_model_input
+from .errors import InvalidRequest, MediaError
+from .metrics import psnr
+from .vae import PRESETS, VideoVAE, kl_divergence
+from .video_io import read_video, write_video
+from .world import render, sample_scene
+
+
+@dataclass
+class VAETrainConfig:
+    preset: str = "default"
+    steps: int = 20_000
+    lr: float = 2e-4
+    pixel_budget: int = 4 * 9 * 64 * 64     # pixels per batch (frames × height × width, summed over clips)
+    resolutions: tuple[int, ...] = (64, 96, 128)
+    durations: tuple[float, ...] = (0.0, 0.35, 0.7)  # seconds at fps: images, 9 and 17 frames
+    fps: float = 24.0
+    edge_weight: float = 1.0                 # L1 on spatial gradients keeps edges crisp
+    kl_weight: float = 1e-6
+    gan_weight: float = 0.0                  # > 0 adds a 3D patch discriminator (hinge loss)
+    gan_start: int = 5_000
+    texture_ratio: float = 0.25              # share of clips that are procedural textures (real-video proxy)
+    folder_ratio: float = 0.25               # share of clips from --folder, when given
+    ema: float = 0.999
+    seed: int = 0
+
+
+# --- data ------------------------------------------------------------------------------------------------
+
+def texture_clip(rng: random.Random, bucket: Bucket) -> torch.Tensor:
+    """A pseudo-natural clip: coloured 1/f noise (the spectrum of natural images) drifting and zooming.
+    Real footage is mostly texture, which ToyWorld's flat shapes lack. uint8 (T, H, W, 3)."""
+    g = torch.Generator().manual_seed(rng.getrandbits(63))
+    size = 2 * max(bucket.height, bucket.width)
+    fy = torch.fft.fftfreq(size).view(-1, 1)
+    fx = torch.fft.rfftfreq(size).view(1, -1)
+    falloff = 1.0 / (fy ** 2 + fx ** 2 + 1e-4) ** (rng.uniform(0.7, 1.2) / 2)
+    spectrum = torch.randn(3, size, size // 2 + 1, 2, generator=g)
+    field = torch.fft.irfft2(torch.view_as_complex(spectrum) * falloff, s=(size, size))
+    mix = torch.randn(3, 3, generator=g) * 0.5 + torch.eye(3)  # correlated colour channels
+    field = torch.einsum("ij,jhw->ihw", mix, field)
+    field = (field - field.mean()) / (field.std() + 1e-8) * rng.uniform(0.15, 0.35) + rng.uniform(0.3, 0.7)
+    vx, vy = rng.uniform(-1.5, 1.5), rng.uniform(-1.5, 1.5)      # pixels per frame
+    frames = []
+    for t in range(bucket.frames):
+        y0, x0 = int(bucket.height / 2 + vy * t), int(bucket.width / 2 + vx * t)
+        frames.append(field[:, y0:y0 + bucket.height, x0:x0 + bucket.width])
+    video = torch.stack(frames, dim=1).clamp(0, 1)               # (3, T, H, W)
+    return (video.permute(1, 2, 3, 0) * 255 + 0.5).to(torch.uint8)
+
+
+def make_batch(cfg: VAETrainConfig, buckets: list[Bucket], step: int, folder=None) -> torch.Tensor:
+    """The batch of `step`: uint8 (B, T, H, W, 3), a function of (cfg.seed, step) alone."""
+    rng = random.Random(cfg.seed * 1_000_003 + step)
+    bucket = rng.choice(buckets)
+    size = max(1, cfg.pixel_budget // (bucket.frames * bucket.height * bucket.width))
+    clips = []
+    for i in range(size):
+        source = rng.random()
+        if folder is not None and source < cfg.folder_ratio:
+            clips.append(folder.clip(rng, bucket))
+        elif source > 1 - cfg.texture_ratio:
+            clips.append(texture_clip(rng, bucket))
+        else:
+            scene = sample_scene(rng.getrandbits(40), aspect=bucket.aspect, duration=max(bucket.frames - 1, 1) / cfg.fps)
+            clips.append(render(scene, bucket.width, bucket.height, fps=cfg.fps, num_frames=bucket.frames).frames)
+    return torch.stack(clips)
+
+
+class FolderClips:
+    """Random crops of the videos in a folder at a bucket's shape. Unreadable files are skipped and
+    counted in `skipped` (path -> reason), never fatal."""
+
+    def __init__(self, root, fps: float):
+        from .data import VIDEO_SUFFIXES
+        self.paths = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+        if not self.paths:
+            raise InvalidRequest("folder", str(root), f"a folder holding videos ({', '.join(VIDEO_SUFFIXES)})")
+        self.fps, self.skipped = fps, {}
+
+    def clip(self, rng: random.Random, bucket: Bucket) -> torch.Tensor:
+        for _ in range(20):
+            path = rng.choice(self.paths)
+            try:
+                video = read_video(path, fps=self.fps, max_frames=bucket.frames,
+                                   size=(bucket.width, bucket.height), fit="crop")
+            except MediaError as err:
+                self.skipped[str(path)] = err.reason
+                continue
+            if video.frames.shape[0] == bucket.frames:
+                return video.frames
+        raise MediaError(self.paths[0].parent, f"no readable clip of {bucket.frames} frames in 20 tries")
+
+
+# --- losses ----------------------------------------------------------------------------------------------
+
+def edge_l1(pred, target):
+    """L1 between spatial finite differences: penalises blurred edges more than plain L1 does."""
+    dx = lambda v: v[..., :, 1:] - v[..., :, :-1]
+    dy = lambda v: v[..., 1:, :] - v[..., :-1, :]
+    return (dx(pred) - dx(target)).abs().mean() + (dy(pred) - dy(target)).abs().mean()
+
+
+class PatchDiscriminator(nn.Module):
+    """A small 3D patch discriminator (hinge loss) for the optional adversarial term."""
+
+    def __init__(self, channels: int = 32):
+        super().__init__()
+        c = channels
+        self.net = nn.Sequential(
+            nn.Conv3d(3, c, (3, 4, 4), (1, 2, 2), (1, 1, 1)), nn.LeakyReLU(0.2),
+            nn.Conv3d(c, 2 * c, (3, 4, 4), (1, 2, 2), (1, 1, 1)), nn.GroupNorm(8, 2 * c), nn.LeakyReLU(0.2),
+            nn.Conv3d(2 * c, 4 * c, (3, 4, 4), (1, 2, 2), (1, 1, 1)), nn.GroupNorm(8, 4 * c), nn.LeakyReLU(0.2),
+            nn.Conv3d(4 * c, 1, 3, 1, 1))
+
+    def forward(self, video):
+        return self.net(video)
+
+
+# --- checkpoints -----------------------------------------------------------------------------------------
+
+def save_state(out: Path, step: int, cfg, vae, ema, opt, disc=None, disc_opt=None) -> None:
+    tensors = {f"model.{k}": v for k, v in vae.state_dict().items()}
+    tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+    for prefix, o in (("opt", opt), ("disc_opt", disc_opt)):
+        if o is None:
+            continue
+        for i, state in o.state_dict()["state"].items():
+            tensors.update({f"{prefix}.{i}.{k}": torch.as_tensor(v) for k, v in state.items()})
+    if disc is not None:
+        tensors.update({f"disc.{k}": v for k, v in disc.state_dict().items()})
+    tensors["rng"] = torch.get_rng_state()
+    tmp = out / "train_state.tmp"
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    tmp.replace(out / "train_state.safetensors")  # atomic: a run killed mid-save keeps the last good state
+    (out / "train_state.json").write_text(json.dumps({"step": step, "config": asdict(cfg)}, indent=2))
+    ema.save(out)
+
+
+def load_state(out: Path, vae, ema, opt, disc=None, disc_opt=None) -> int:
+    tensors = load_file(str(out / "train_state.safetensors"))
+    pick = lambda prefix: {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    vae.load_state_dict(pick("model"))
+    ema.load_state_dict(pick("ema"))
+    for prefix, o in (("opt", opt), ("disc_opt", disc_opt)):
+        if o is None:
+            continue
+        sd = o.state_dict()
+        flat = pick(prefix)
+        for key, v in flat.items():
+            i, name = key.split(".", 1)
+            sd["state"].setdefault(int(i), {})[name] = v
+        o.load_state_dict(sd)
+    if disc is not None:
+        disc.load_state_dict(pick("disc"))
+    torch.set_rng_state(tensors["rng"])
+    return json.loads((out / "train_state.json").read_text())["step"]
+
+
+# --- the loop --------------------------------------------------------------------------------------------
+
+def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: float | None = None,
+          log_every: int = 50, preview_every: int = 1000, ckpt_every: int = 500, progress: bool = True) -> dict:
+    """Train (or resume, when `out` holds a train state) until cfg.steps or `time_limit` seconds.
+    Returns the last logged metrics."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    device = torch.device(device)
+    vae = VideoVAE(PRESETS[cfg.preset]).to(device).train()
+    ema = copy.deepcopy(vae).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    disc = PatchDiscriminator().to(device) if cfg.gan_weight > 0 else None
+    disc_opt = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9)) if disc else None
+    step = load_state(out, vae, ema, opt, disc, disc_opt) if (out / "train_state.safetensors").exists() else 0
+    buckets = make_buckets(resolutions=cfg.resolutions, aspects=("16:9", "9:16", "1:1", "4:3"),
+                           durations=cfg.durations, fps=cfg.fps)
+    folder = FolderClips(folder, cfg.fps) if folder else None
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    log_file = (out / "log.jsonl").open("a")
+    start, metrics = time.time(), {}
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="vae", unit="step")
+    while step < cfg.steps and (time_limit is None or time.time() - start < time_limit):
+        video = to_model_input(make_batch(cfg, buckets, step, folder)).to(device)
+        with autocast:
+            recon, mean, logvar = vae(video)
+        recon = recon.float()
+        l1, edge, kl = (recon - video).abs().mean(), edge_l1(recon, video), kl_divergence(mean.float(), logvar.float())
+        loss = l1 + cfg.edge_weight * edge + cfg.kl_weight * kl
+        use_gan = disc is not None and step >= cfg.gan_start
+        if use_gan:
+            with autocast:
+                loss = loss - cfg.gan_weight * disc(recon).float().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        if use_gan:
+            with autocast:
+                d_loss = F.relu(1 - disc(video)).mean() + F.relu(1 + disc(recon.detach())).mean()
+            disc_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            disc_opt.step()
+        with torch.no_grad():
+            decay = min(cfg.ema, (1 + step) / (10 + step))  # warm-up: early EMA follows the model
+            for e, p in zip(ema.parameters(), vae.parameters()):
+                e.lerp_(p, 1 - decay)
+        step += 1
+        bar.update(1)
+        if step % log_every == 0 or step == cfg.steps:
+            metrics = {"step": step, "loss": loss.item(), "l1": l1.item(), "edge": edge.item(), "kl": kl.item(),
+                       "psnr": psnr(recon.detach().clamp(-1, 1), video, peak=2.0), "grad_norm": grad_norm.item(),
+                       "shape": list(video.shape), "elapsed_s": round(time.time() - start, 1)}
+            log_file.write(json.dumps(metrics) + "\n")
+            log_file.flush()
+            bar.set_postfix(loss=f"{metrics['loss']:.4f}", psnr=f"{metrics['psnr']:.1f}")
+        if step % preview_every == 0:
+            with torch.no_grad():
+                preview = torch.cat([video[:1], recon[:1].clamp(-1, 1)], dim=-1)  # original | reconstruction
+            frames = ((preview[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu()
+            write_video(out / f"preview_{step:07d}.mp4", frames, cfg.fps)
+        if step % ckpt_every == 0:
+            save_state(out, step, cfg, vae, ema, opt, disc, disc_opt)
+    save_state(out, step, cfg, vae, ema, opt, disc, disc_opt)
+    bar.close()
+    log_file.close()
+    return metrics
