@@ -5,7 +5,9 @@
     captions(scene)                                       # {"short": ..., "medium": ..., "long": ...}
 """
 
+from .captions import caption_levels, captions
 from .physics import simulate
+from .prompt import parse_prompt, scene_from_prompt
 from .render import Clip, render
 from .scene import Scene, WorldObject, sample_scene, validate_scene
 from . import vocab

@@ -105,26 +105,38 @@ def initial_velocity(o) -> tuple[float, float]:
 
 def simulate(scene: Scene, until: float | None = None) -> Trajectory:
     """Integrate the physical objects from t = 0 to `until` (default: the scene's duration) and record
-    events: collisions between objects, bounces on the floor and walls, and occlusions (an object passing
-    behind one on a nearer layer)."""
+    events: collisions, bounces on the floor and walls, and occlusions (an object passing behind one on a
+    nearer layer).
+
+    Collisions happen between objects on the same depth layer when at least one is physical. Between two
+    physical objects they are elastic (masses ∝ radius²); a kinematic object (still, orbit, spin, grow,
+    shrink) is an immovable obstacle that keeps its path while the physical one rebounds."""
     until = scene.duration if until is None else max(until, 0.0)
     objs = scene.objects
     n, steps = len(objs), int(math.ceil(until / DT)) + 1
+    fine_times = np.arange(steps) * DT
+    physical = np.array([o.motion in vocab.PHYSICAL_MOTIONS for o in objs])
+    kinematic = [_kinematic(o, fine_times) if not physical[i] else None for i, o in enumerate(objs)]
     pos = np.array([[o.x, o.y] for o in objs], dtype=np.float64)
     vel = np.array([initial_velocity(o) for o in objs], dtype=np.float64)
-    radius = np.array([o.radius * COLLISION_RADIUS[o.shape] for o in objs])
-    physical = [o.motion in vocab.PHYSICAL_MOTIONS for o in objs]
+    base_radius = np.array([o.radius * COLLISION_RADIUS[o.shape] for o in objs])
     gravity = np.array([o.motion in ("bounce", "fall") for o in objs], dtype=np.float64)
     restitution = np.array([vocab.FALL_RESTITUTION if o.motion == "fall" else vocab.RESTITUTION for o in objs])
-    mass = radius ** 2
+    inv_mass = np.where(physical, 1.0 / base_radius ** 2, 0.0)  # kinematic objects: infinite mass
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)
-             if physical[i] and physical[j] and objs[i].depth == objs[j].depth]
+             if (physical[i] or physical[j]) and objs[i].depth == objs[j].depth]
     rest_speed = math.sqrt(2 * vocab.GRAVITY * 0.002)  # below this a bounce is a rest (no endless micro-hops)
 
     fine = np.zeros((n, steps, 2))
     events: list[dict] = []
+    radius = base_radius.copy()
     for s in range(steps):
         t = s * DT
+        for i, k in enumerate(kinematic):
+            if k is not None:
+                nxt = min(s + 1, steps - 1)
+                pos[i], vel[i] = k[0][s], (k[0][nxt] - k[0][s]) / DT
+                radius[i] = base_radius[i] * k[2][s]
         fine[:, s] = pos
         if s == steps - 1:
             break
@@ -158,11 +170,10 @@ def simulate(scene: Scene, until: float | None = None) -> Trajectory:
             approach = float(np.dot(vel[i] - vel[j], normal))
             if approach <= 0:
                 continue  # already separating
-            impulse = 2 * approach / (1 / mass[i] + 1 / mass[j])  # elastic: kinetic energy is kept
-            vel[i] -= impulse / mass[i] * normal
-            vel[j] += impulse / mass[j] * normal
+            impulse = 2 * approach / (inv_mass[i] + inv_mass[j])  # elastic: kinetic energy is kept
+            vel[i] -= impulse * inv_mass[i] * normal
+            vel[j] += impulse * inv_mass[j] * normal
             events.append({"t": round(t, 4), "type": "collision", "objects": [i, j]})
-    fine_times = np.arange(steps) * DT
     traj = Trajectory(scene, until, fine_times, fine)
     traj.events = sorted(events + _occlusions(traj), key=lambda e: e["t"])
     return traj

@@ -95,6 +95,10 @@ def validate_scene(scene: Scene) -> None:
             checks.append((f"objects[{i}].direction", o.direction, vocab.DIRECTIONS))
         if o.motion == "bounce":
             checks.append((f"objects[{i}].direction", o.direction, ("left", "right", None)))
+        if o.motion in ("orbit", "spin"):
+            checks.append((f"objects[{i}].direction", o.direction, ("clockwise", "counterclockwise")))
+        if o.motion == "orbit" and o.orbit_center is None:
+            checks.append((f"objects[{i}].orbit_center", None, ("(x, y) in world units",)))
     for name, value, allowed in checks:
         if value not in allowed:
             raise InvalidRequest(name, value, "one of " + ", ".join(map(str, allowed)))
@@ -293,14 +297,19 @@ def sample_scene(seed: int, aspect: float = 16 / 9, duration: float = 4.0, split
 
 
 def _separate(objects: list[WorldObject], w: float, h: float, rng) -> None:
-    """Move objects on the same layer apart so none starts overlapping another (a few random retries)."""
+    """Move objects on the same layer apart so none starts overlapping another (a few random retries).
+    Bouncing and falling objects keep their height (they need it to fall); orbits move with their centre."""
     for i, o in enumerate(objects):
-        if o.motion == "orbit":
-            continue
         for _ in range(50):
             clash = any(p.depth == o.depth and math.dist((o.x, o.y), (p.x, p.y)) < 1.1 * (o.radius + p.radius)
                         for p in objects[:i])
             if not clash:
                 break
-            o.x = rng.uniform(o.radius, w - o.radius)
-            o.y = rng.uniform(o.radius, h - o.radius)
+            x = rng.uniform(o.radius, w - o.radius)
+            y = o.y if o.motion in ("bounce", "fall") else rng.uniform(o.radius, h - o.radius)
+            if o.orbit_center is not None:
+                rad = math.dist((o.x, o.y), o.orbit_center)
+                x = min(max(x, 2 * rad + o.radius), w - o.radius)
+                y = min(max(y, rad + o.radius), h - rad - o.radius)
+                o.orbit_center = (x - rad, y)
+            o.x, o.y = x, y
