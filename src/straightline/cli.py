@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Train the VAE. Resumes exactly when --out already holds a train state. "
                          "Writes vae.json/vae.safetensors (EMA weights), log.jsonl and preview videos to --out.")
     tr.add_argument("--out", required=True, help="run folder")
-    tr.add_argument("--preset", default=d.preset, choices=["tiny", "default"])
+    tr.add_argument("--preset", default=d.preset, choices=["tiny", "default", "large"])
     tr.add_argument("--steps", type=int, default=d.steps)
     tr.add_argument("--lr", type=float, default=d.lr)
     tr.add_argument("--pixel-budget", type=int, default=d.pixel_budget, help="pixels per batch")
