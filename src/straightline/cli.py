@@ -154,8 +154,10 @@ def _parse_size_arg(text):
 
 
 def cmd_data_inspect(args) -> None:
-    from .data import format_inspection, inspect_folder
-    print(format_inspection(inspect_folder(args.folder)))
+    from .data import format_inspection, inspect_folder, make_buckets
+    resolutions = [int(r) for r in args.resolutions.split(",")]
+    buckets = make_buckets(resolutions=resolutions, fps=args.fps)
+    print(format_inspection(inspect_folder(args.folder, buckets, fps=args.fps, decode=args.decode)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     i = dsub.add_parser("inspect", help="count clips per bucket and list unreadable files")
     i.add_argument("folder", help="a folder of videos/images with captions.jsonl or sidecar .txt captions")
+    i.add_argument("--fps", type=float, default=24.0, help="frame rate clips are counted at (default 24)")
+    i.add_argument("--resolutions", default="128,256", help="bucket short sides, comma-separated (default 128,256)")
+    i.add_argument("--decode", action="store_true", help="also decode every file (slower; finds damage a probe misses)")
     i.set_defaults(func=cmd_data_inspect)
     return parser
 

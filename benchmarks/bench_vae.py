@@ -1,0 +1,149 @@
+"""Video autoencoder: reconstruction quality and speed.
+
+    python benchmarks/bench_vae.py [--model default] [--quality] [--speed] [--memory] [--json out.json]
+
+quality: PSNR/SSIM per clip on held-out ToyWorld clips (fresh seeds, never drawn in training, at 16:9, 9:16
+         and 1:1) and on the real clips in ../shared/media at their native aspect ratio (short side 256, or native
+         when smaller).
+speed:   encode and decode frames/s at 256² and 512², 17 frames, on CPU (and CUDA when available).
+memory:  peak resident memory of decoding a 10-second 512² clip (8 fps, 81 frames) in chunks vs whole,
+         each in a fresh process.
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from straightline.metrics import psnr, ssim
+from straightline.request import size_for
+from straightline.vae import VideoVAE
+from straightline.video_io import probe, read_video
+from straightline.world import render, sample_scene
+
+MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+
+
+def to_model(frames):
+    return frames.permute(3, 0, 1, 2)[None].float().div(127.5).sub(1)
+
+
+def to_uint8(video):
+    return ((video[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def reconstruct(vae, frames, device):
+    return to_uint8(vae.decode(vae.encode(to_model(frames).to(device))).cpu())
+
+
+def quality(vae, device, n_toy: int):
+    rows = []
+    aspects = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
+    for i in range(n_toy):
+        name = list(aspects)[i % 3]
+        w, h = size_for(aspects[name], 144 if name != "1:1" else 192)
+        scene = sample_scene(10 ** 9 + i, aspect=aspects[name], duration=32 / 24)
+        frames = render(scene, w, h, fps=24, num_frames=33).frames
+        rec = reconstruct(vae, frames, device)
+        rows.append({"set": "toyworld", "clip": f"seed {10 ** 9 + i} ({scene.background})", "size": f"{w}x{h}",
+                     "frames": 33, "psnr": psnr(rec, frames), "ssim": ssim(rec, frames)})
+    for path in sorted(MEDIA.glob("*")):
+        if path.suffix.lower() not in (".mp4", ".gif"):
+            continue
+        info = probe(path)
+        aspect = info["width"] / info["height"]
+        short = min(256, info["height"], info["width"]) // 8 * 8  # never upscale a small clip
+        w, h = size_for(aspect, short, multiple=8)
+        frames = read_video(path, max_frames=33, size=(w, h), fit="crop").frames
+        frames = frames[: 1 + 4 * ((frames.shape[0] - 1) // 4)]
+        rec = reconstruct(vae, frames, device)
+        rows.append({"set": "real", "clip": path.name, "size": f"{w}x{h} (from {info['width']}x{info['height']})",
+                     "frames": frames.shape[0], "psnr": psnr(rec, frames), "ssim": ssim(rec, frames)})
+    return rows
+
+
+def speed(vae, device):
+    rows = []
+    for side in (256, 512):
+        x = torch.rand(1, 3, 17, side, side, device=device) * 2 - 1
+        for name, fn in (("encode", lambda: vae.encode(x)), ("decode", lambda: vae.decode(z))):
+            z = vae.encode(x) if name == "decode" else None
+            best = float("inf")
+            for _ in range(2):
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                t = time.perf_counter()
+                fn()
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                best = min(best, time.perf_counter() - t)
+            rows.append({"device": device, "op": name, "size": f"{side}x{side}", "frames": 17, "frames_per_s": 17 / best})
+    return rows
+
+
+def decode_peak_memory(model: str, chunked: bool) -> dict:
+    """Run in a fresh process: decode 81 frames (10 s at 8 fps) at 512², report peak RSS."""
+    vae = VideoVAE.load(model)
+    z = torch.randn(1, 16, 21, 64, 64)
+    t = time.perf_counter()
+    vae.decode(z, chunk_frames=2 if chunked else 1000, tile=1000)
+    return {"chunked": chunked, "seconds": time.perf_counter() - t,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--quality", action="store_true")
+    ap.add_argument("--speed", action="store_true")
+    ap.add_argument("--memory", action="store_true")
+    ap.add_argument("--n-toy", type=int, default=12)
+    ap.add_argument("--json")
+    ap.add_argument("--_memory-child", choices=["chunked", "whole"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args._memory_child:
+        print(json.dumps(decode_peak_memory(args.model, args._memory_child == "chunked")))
+        return
+    if not (args.quality or args.speed or args.memory):
+        args.quality = args.speed = args.memory = True
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    vae = VideoVAE.load(args.model, device=device)
+    print(f"model {args.model}: {sum(p.numel() for p in vae.parameters()) / 1e6:.2f}M parameters; torch "
+          f"{torch.__version__}, {torch.get_num_threads()} threads" + (f", {torch.cuda.get_device_name()}" if device == "cuda" else ""))
+    report = {}
+    if args.quality:
+        rows = report["quality"] = quality(vae, device, args.n_toy)
+        print("\n| set | clip | size | frames | PSNR dB | SSIM |\n|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['set']} | {r['clip']} | {r['size']} | {r['frames']} | {r['psnr']:.2f} | {r['ssim']:.4f} |")
+        for s in ("toyworld", "real"):
+            sel = [r for r in rows if r["set"] == s]
+            if sel:
+                print(f"| **{s} mean** | {len(sel)} clips | | | **{sum(r['psnr'] for r in sel) / len(sel):.2f}** "
+                      f"| **{sum(r['ssim'] for r in sel) / len(sel):.4f}** |")
+    if args.speed:
+        rows = report["speed"] = speed(vae, device)
+        print("\n| device | op | size | frames | frames/s |\n|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['device']} | {r['op']} | {r['size']} | {r['frames']} | {r['frames_per_s']:.1f} |")
+    if args.memory:
+        rows = report["memory"] = []
+        for mode in ("chunked", "whole"):
+            out = subprocess.run([sys.executable, __file__, "--model", args.model, "--_memory-child", mode],
+                                 capture_output=True, text=True)
+            rows.append(json.loads(out.stdout) if out.returncode == 0 else {"chunked": mode == "chunked", "error": out.stderr[-300:]})
+        print("\n| decode 81 frames 512² | seconds | peak RSS GB |\n|---|---|---|")
+        for r in rows:
+            print(f"| {'chunked (2 latent frames)' if r['chunked'] else 'whole clip'} | {r.get('seconds', float('nan')):.1f} "
+                  f"| {r.get('peak_rss_gb', float('nan')):.2f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
