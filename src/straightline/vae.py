@@ -23,20 +23,22 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from einops import rearrange
 from safetensors.torch import load_file, save_file
 
 
 @dataclass
 class VAEConfig:
     latent_channels: int = 16
-    base_channels: int = 16
-    channel_mult: tuple[int, ...] = (1, 2, 4)       # one stage per 2× spatial downsampling: 8×
-    temporal_down: tuple[bool, ...] = (False, True, True)  # stages that also halve time: 4×
+    patch: int = 2                                  # pixels folded into channels before the first conv
+    base_channels: int = 32
+    channel_mult: tuple[int, ...] = (1, 2)          # one stage per 2× spatial downsampling (× patch: 8×)
+    temporal_down: tuple[bool, ...] = (True, True)  # stages that also halve time: 4×
     blocks: int = 1                                 # residual blocks per stage
 
     @property
     def spatial_factor(self) -> int:
-        return 2 ** len(self.channel_mult)
+        return self.patch * 2 ** len(self.channel_mult)
 
     @property
     def temporal_factor(self) -> int:
@@ -45,12 +47,13 @@ class VAEConfig:
 
 DEFAULT_PATH = Path(__file__).parent / "weights" / "vae"
 
-# "default" is sized for training and decoding on a laptop CPU (~170k multiply-adds per pixel, 1.7M
-# parameters); "large" doubles the width for GPU training (4× the compute).
+# "default" is sized for training and decoding on a laptop CPU: folding 2×2 pixels into channels first keeps
+# every 3D convolution at half resolution or less (~65k multiply-adds per pixel). "large" convolves at full
+# resolution with a wider stack, for GPU training (~10× the compute).
 PRESETS = {
-    "tiny": VAEConfig(base_channels=8, channel_mult=(1, 1, 2)),
-    "default": VAEConfig(base_channels=16),
-    "large": VAEConfig(base_channels=32),
+    "tiny": VAEConfig(base_channels=8, channel_mult=(1, 1)),
+    "default": VAEConfig(),
+    "large": VAEConfig(patch=1, base_channels=32, channel_mult=(1, 2, 4), temporal_down=(False, True, True)),
 }
 
 
@@ -120,13 +123,13 @@ class Downsample(nn.Module):
 
 
 class Upsample(nn.Module):
-    """Nearest 2× in space, then a causal conv; in time the conv emits two frames per frame (depth to time)
-    and the first chunk drops its first emitted frame, so 1 + k frames become 1 + 2k."""
+    """Nearest 2× in space, then a causal conv to `cout` channels; in time the conv emits two frames per
+    frame (depth to time) and the first chunk drops its first emitted frame, so 1 + k frames become 1 + 2k."""
 
-    def __init__(self, channels: int, time: bool):
+    def __init__(self, cin: int, cout: int, time: bool):
         super().__init__()
-        self.time = time
-        self.conv = CausalConv3d(channels, channels * (2 if time else 1))
+        self.time, self.cout = time, cout
+        self.conv = CausalConv3d(cin, cout * (2 if time else 1))
 
     def forward(self, x):
         B, C, T, H, W = x.shape
@@ -135,6 +138,7 @@ class Upsample(nn.Module):
         x = self.conv(x)
         if not self.time:
             return x
+        C = self.cout
         x = x.reshape(B, 2, C, T, 2 * H, 2 * W).permute(0, 2, 3, 1, 4, 5).reshape(B, C, 2 * T, 2 * H, 2 * W)
         return x[:, :, 1:] if first else x
 
@@ -142,8 +146,9 @@ class Upsample(nn.Module):
 class Encoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
+        self.patch = cfg.patch
         chans = [cfg.base_channels * m for m in cfg.channel_mult]
-        self.conv_in = CausalConv3d(3, chans[0])
+        self.conv_in = CausalConv3d(3 * cfg.patch ** 2, chans[0])
         layers, cin = [], chans[0]
         for cout, time in zip(chans, cfg.temporal_down):
             for _ in range(cfg.blocks):
@@ -156,6 +161,8 @@ class Encoder(nn.Module):
         self.conv_out = CausalConv3d(cin, 2 * cfg.latent_channels)
 
     def forward(self, x):  # (B, 3, T, H, W) -> (B, 2 * latent_channels, T', H/8, W/8): mean and log-variance
+        p = self.patch
+        x = rearrange(x, "b c t (h p) (w q) -> b (c p q) t h w", p=p, q=p)  # space to depth
         return self.conv_out(F.silu(self.norm_out(self.mid(self.down(self.conv_in(x))))))
 
 
@@ -167,16 +174,18 @@ class Decoder(nn.Module):
         self.mid = ResBlock(chans[0], chans[0])
         layers, cin = [], chans[0]
         for cout, time in zip(chans, cfg.temporal_down[::-1]):
-            layers.append(Upsample(cin, time))
-            for _ in range(cfg.blocks):
-                layers.append(ResBlock(cin, cout))
-                cin = cout
+            layers.append(Upsample(cin, cout, time))  # narrow before the larger grid: the cheap order
+            layers += [ResBlock(cout, cout) for _ in range(cfg.blocks)]
+            cin = cout
         self.up = nn.Sequential(*layers)
         self.norm_out = ChannelRMSNorm(cin)
-        self.conv_out = CausalConv3d(cin, 3)
+        self.patch = cfg.patch
+        self.conv_out = CausalConv3d(cin, 3 * cfg.patch ** 2)
 
     def forward(self, z):
-        return self.conv_out(F.silu(self.norm_out(self.up(self.mid(self.conv_in(z))))))
+        x = self.conv_out(F.silu(self.norm_out(self.up(self.mid(self.conv_in(z))))))
+        p = self.patch
+        return rearrange(x, "b (c p q) t h w -> b c t (h p) (w q)", p=p, q=p)  # depth to space
 
 
 # --- the autoencoder ------------------------------------------------------------------------------------
