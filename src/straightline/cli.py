@@ -148,6 +148,17 @@ def cmd_vae_train(args) -> None:
     print(json.dumps(metrics))
 
 
+def cmd_vae_stats(args) -> None:
+    from .train_vae import VAETrainConfig, record_latent_stats
+    from .vae import VideoVAE
+    vae = VideoVAE.load(args.model)
+    record_latent_stats(vae, VAETrainConfig(), batches=args.batches)
+    vae.save(args.model)
+    print(f"latent mean {[round(v, 3) for v in vae.latent_mean.tolist()]}")
+    print(f"latent std  {[round(v, 3) for v in vae.latent_std.tolist()]}")
+    print(f"updated {args.model}")
+
+
 def _parse_size_arg(text):
     from .request import parse_size
     return parse_size(text) if text else None
@@ -229,6 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--model", default="default", help=model_help)
     de.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     de.set_defaults(func=cmd_vae_decode)
+
+    st = vsub.add_parser("stats", help="measure per-channel latent mean/std and store them in a checkpoint",
+                         description="Encode fresh ToyWorld and texture batches and store the per-channel latent "
+                         "mean and std in the checkpoint, so encode() returns unit-variance latents. Training runs "
+                         "this when it reaches --steps; run it yourself after a run stopped by --time-limit.")
+    st.add_argument("model", help="a checkpoint folder (vae.json + vae.safetensors), updated in place")
+    st.add_argument("--batches", type=int, default=32)
+    st.set_defaults(func=cmd_vae_stats)
 
     from .train_vae import VAETrainConfig
     d = VAETrainConfig()

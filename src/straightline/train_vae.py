@@ -27,7 +27,7 @@ from tqdm import tqdm
 from .data import Bucket, make_buckets, to_model_input
 from .errors import InvalidRequest, MediaError
 from .metrics import psnr
-from .vae import PRESETS, VideoVAE, kl_divergence
+from .vae import PRESETS, VideoVAE, compute_latent_stats, kl_divergence
 from .video_io import read_video, write_video
 from .world import render, sample_scene
 
@@ -188,6 +188,16 @@ def load_state(out: Path, vae, ema, opt, disc=None, disc_opt=None) -> int:
     return json.loads((out / "train_state.json").read_text())["step"]
 
 
+def record_latent_stats(vae: VideoVAE, cfg: VAETrainConfig, batches: int = 32) -> None:
+    """Store per-channel latent mean/std (measured on fresh batches) in the model, so `encode` gives the
+    diffusion model unit-variance latents."""
+    buckets = make_buckets(resolutions=cfg.resolutions, aspects=("16:9", "9:16", "1:1", "4:3"),
+                           durations=cfg.durations, fps=cfg.fps)
+    device = next(vae.parameters()).device
+    videos = (to_model_input(make_batch(cfg, buckets, 10 ** 9 + i)).to(device) for i in range(batches))
+    compute_latent_stats(vae, videos)
+
+
 # --- the loop --------------------------------------------------------------------------------------------
 
 def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: float | None = None,
@@ -252,6 +262,8 @@ def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: fl
             write_video(out / f"preview_{step:07d}.mp4", frames, cfg.fps)
         if step % ckpt_every == 0:
             save_state(out, step, cfg, vae, ema, opt, disc, disc_opt)
+    if step >= cfg.steps:
+        record_latent_stats(ema, cfg)
     save_state(out, step, cfg, vae, ema, opt, disc, disc_opt)
     bar.close()
     log_file.close()
