@@ -483,8 +483,9 @@ def scene_from_parse(parsed: dict, seed: int = 0, aspect: float = 16 / 9, durati
     rng = random.Random(seed)
     # drawn first and always, as sample_scene does, so the seed fixes them whatever the text says
     background = rng.choice(list(vocab.BACKGROUNDS))
-    camera = "static" if rng.random() < 0.6 else rng.choice(vocab.CAMERAS[1:])
-    background, camera = parsed["background"] or background, parsed["camera"] or camera
+    rng.random()  # sample_scene's camera draw, kept so a seed fills everything else as it always did
+    # a prompt that names no camera move gets a still camera: a surprise pan reads as a wrong answer
+    background, camera = parsed["background"] or background, parsed["camera"] or "static"
     specs = _with_defaults(parsed["objects"] or [{}], parsed["relations"])
     colors = _fill_colors([s.get("color") for s in specs], background, rng)
     drawn = [_draw_object(spec, color, rng) for spec, color in zip(specs, colors)]
