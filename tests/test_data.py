@@ -211,6 +211,8 @@ def test_probe_index_is_reused_until_a_file_changes(exported, monkeypatch):
 def messy(exported, tmp_path):
     """A folder of good and bad files: sidecar captions, a captions.jsonl, one file without a caption."""
     out, _ = exported
+    if not (MEDIA / "realshort.mp4").is_file():
+        pytest.skip(f"shared test clips not found at {MEDIA}")
     folder = tmp_path / "messy"
     (folder / "sub").mkdir(parents=True)
     shutil.copy(out / "videos" / "000000.mp4", folder / "wide.mp4")
