@@ -19,7 +19,8 @@ EXAMPLES = """examples:
   straightline world render --seed 7 --size 320x180 --seconds 6 --fps 12 -o random.mp4 --ground-truth random.json
   straightline world export --n 100 --out data/toyworld
   straightline data inspect data/toyworld
-  straightline vae recon ../shared/media/realshort.mp4 -o recon.mp4 --side-by-side
+  straightline vae train --out runs/vae --time-limit 3600
+  straightline vae recon ../shared/media/realshort.mp4 --model runs/vae -o recon.mp4 --side-by-side
 """
 
 

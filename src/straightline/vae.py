@@ -258,8 +258,10 @@ class VideoVAE(nn.Module):
         from .errors import InvalidRequest
         path = DEFAULT_PATH if str(path) == "default" else Path(path)
         if not (path / "vae.json").is_file() or not (path / "vae.safetensors").is_file():
+            shipped = "" if (DEFAULT_PATH / "vae.json").is_file() else \
+                " (no VAE is shipped in this version yet: train one with `straightline vae train --out runs/vae`)"
             raise InvalidRequest("model", str(path), "a folder holding vae.json and vae.safetensors, or "
-                                 "'default' for the shipped VAE")
+                                 "'default' for the shipped VAE" + shipped)
         cfg = json.loads((path / "vae.json").read_text())
         cfg = VAEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
         model = cls(cfg)
