@@ -3,7 +3,6 @@ single-object clips, motion words, input errors. Renders are small (short side 9
 benchmarks/bench_perception.py measures the same at scale."""
 
 import io
-import math
 
 import av
 import numpy as np

@@ -98,9 +98,9 @@ def _background_lab(name: str) -> torch.Tensor:
 
 
 def identify_background(frames: torch.Tensor) -> str:
-    """The vocabulary background whose colours best explain a clip (uint8 (T, H, W, 3)): the least mean
-    Lab distance from 3 x 3 patch means (averaging out noise, which a many-coloured background would
-    otherwise fit best) to its colours, capped so that objects count the same everywhere."""
+    """The vocabulary background whose colours best explain a clip (uint8 (T, H, W, 3)): least mean Lab
+    distance (capped, so objects weigh alike) from 3 x 3 patch means to its colours. Averaging removes noise,
+    which a many-coloured background would otherwise fit best."""
     some = frames[:: max(1, len(frames) // 4)].permute(0, 3, 1, 2).float()
     patches = F.avg_pool2d(some, 3).permute(0, 2, 3, 1).reshape(-1, 3)
     sample = _to_lab(patches.round().to(torch.uint8))
@@ -176,10 +176,12 @@ def _largest_component(mask: torch.Tensor, seeds: torch.Tensor) -> tuple[torch.T
 
 # --- shape --------------------------------------------------------------------------------------------------
 
-def _radial_profile(mask: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor, reach: torch.Tensor):
-    """Masks (P, H, W) seen from centroids (P,) along RAYS rays out to `reach` px (P,) -> inner and outer
-    radius (P, RAYS) px: the first and last sample along each ray inside the mask (bilinear, so sub-pixel)."""
+def _radial_profile(mask: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor):
+    """Masks (P, H, W) seen from centroids (P,) along RAYS rays -> inner and outer radius (P, RAYS) px: the
+    first and last sample along each ray inside the mask (bilinear, so sub-pixel)."""
     P, H, W = mask.shape
+    dx, dy = torch.arange(W) + 0.5 - cx[:, None, None], torch.arange(H)[:, None] + 0.5 - cy[:, None, None]
+    reach = ((dx * dx + dy * dy) * mask).amax(dim=(1, 2)).sqrt() + 1.5                        # (P,) px
     theta = torch.arange(RAYS) * (2 * math.pi / RAYS)
     radii = (torch.arange(RAY_STEPS) + 0.5) / RAY_STEPS * reach[:, None]                       # (P, S)
     x = cx[:, None, None] + radii[:, None, :] * torch.cos(theta)[None, :, None]               # (P, A, S)
@@ -200,19 +202,17 @@ def _shape_features(r_in: torch.Tensor, r_out: torch.Tensor) -> dict:
     basis = torch.exp(-1j * torch.outer(theta, torch.arange(7.0)))                            # (RAYS, 7)
     spectrum = r_out.to(basis.dtype) @ basis / (RAYS / 2) / mean[:, None]                     # (P, 7)
     amp = spectrum.abs()
-    return {"hole": r_in.median(dim=1).values / mean, "a3": amp[:, 3], "a4": amp[:, 4], "a5": amp[:, 5],
-            "asymmetry": amp[:, 1:3].amax(dim=1),
-            "phase": spectrum.angle()}
+    return {"hole": r_in.median(dim=1).values / mean, "harmonics": amp[:, 3:6],             # k = 3, 4, 5
+            "asymmetry": amp[:, 1:3].amax(dim=1), "phase": spectrum.angle()}
 
 
 def _shape_index(f: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """Features (P,) -> index into vocab.SHAPES (P,) and the orientation of the dominant harmonic (P,),
     radians modulo the shape's symmetry (NaN for round shapes)."""
-    harmonic = torch.stack([f["a3"], f["a4"], f["a5"]], dim=1)
-    strength, k = harmonic.max(dim=1)
+    strength, k = f["harmonics"].max(dim=1)
     pointed = torch.tensor([SHAPES.index(s) for s in ("triangle", "square", "star")])[k]
     shape = torch.where(strength < BALL_MAX_HARMONIC, SHAPES.index("ball"), pointed)
-    shape = torch.where((k == 1) & (f["a4"] > CROSS_MIN_HARMONIC), SHAPES.index("cross"), shape)
+    shape = torch.where((k == 1) & (strength > CROSS_MIN_HARMONIC), SHAPES.index("cross"), shape)
     shape = torch.where(f["hole"] > RING_MIN_HOLE, SHAPES.index("ring"), shape)
     order = k + 3
     # r(θ) = a cos(order (θ - θ0)) has coefficient a/2 exp(-i order θ0): a corner at θ0 (counter-clockwise)
@@ -241,8 +241,8 @@ def _regions(rgb: torch.Tensor, background: str):
     region[seeded], count[seeded] = _largest_component(masks[seeded], solid[seeded])
     region &= (count >= MIN_SEEDS)[:, None, None]
     seed_distance = (distance.repeat_interleave(len(active), dim=0) * (region & solid)).sum(dim=(1, 2))
-    shape = (T, len(active))
-    return active, region.reshape(*shape, H, W), count.reshape(shape), (seed_distance / count.clamp(min=1)).reshape(shape)
+    seed_distance = (seed_distance / count.clamp(min=1)).reshape(T, -1)
+    return active, region.reshape(T, -1, H, W), count.reshape(T, -1), seed_distance
 
 
 def _geometry(region: torch.Tensor) -> dict:
@@ -265,22 +265,17 @@ def _geometry(region: torch.Tensor) -> dict:
 def _measure(rgb: torch.Tensor, background: str) -> dict:
     """uint8 (T, H, W, 3) -> per frame and palette colour (T, 12, ...): seeds, area, center, bbox, edge,
     touching, shape index (-1 if none), angle, asymmetry and mean Lab distance of the seeds."""
-    T, K = len(rgb), len(COLOR_NAMES)
-    out = {"seeds": torch.zeros(T, K), "area": torch.zeros(T, K), "center": torch.full((T, K, 2), float("nan")),
-           "bbox": torch.full((T, K, 4), float("nan")), "edge": torch.zeros(T, K, dtype=torch.bool),
-           "touching": torch.zeros(T, K, dtype=torch.bool), "shape": torch.full((T, K), -1),
-           "angle": torch.full((T, K), float("nan")), "asymmetry": torch.full((T, K), float("inf")),
-           "distance": torch.zeros(T, K)}
+    nan, T, K = float("nan"), len(rgb), len(COLOR_NAMES)
+    out = {key: torch.full((T, K, *tail), fill) for key, tail, fill in (
+        ("seeds", (), 0.0), ("area", (), 0.0), ("distance", (), 0.0), ("center", (2,), nan), ("bbox", (4,), nan),
+        ("edge", (), False), ("touching", (), False), ("shape", (), -1), ("angle", (), nan),
+        ("asymmetry", (), math.inf))}
     active, region, count, distance = _regions(rgb, background)
     real = count >= MIN_SEEDS
     if not real.any():
         return out
     g = _geometry(region)
-    cx, cy = g["center"][real].unbind(-1)
-    dist2 = (torch.arange(region.shape[-1]) + 0.5 - cx[:, None, None]) ** 2 + \
-            (torch.arange(region.shape[-2])[:, None] + 0.5 - cy[:, None, None]) ** 2   # (P, H, W)
-    reach = (dist2 * region[real]).amax(dim=(1, 2)).sqrt() + 1.5
-    features = _shape_features(*_radial_profile(region[real], cx, cy, reach))
+    features = _shape_features(*_radial_profile(region[real], *g["center"][real].unbind(-1)))
     shape, angle = _shape_index(features)
     for key, value in (*g.items(), ("seeds", count), ("distance", distance)):
         out[key][:, active] = value.where(real.reshape(*real.shape, *[1] * (value.ndim - 2)), out[key][:, active])
@@ -391,76 +386,86 @@ def _nearest_word(value: float, words: dict) -> str:
 def _spin_rate(track: Track, fps: float) -> float:
     """Revolutions per second, counter-clockwise positive, from the orientation of the dominant harmonic.
     Aliases unless fps > 2 * symmetry * rate (20 fps for a fast star)."""
-    period = 2 * math.pi / SYMMETRY.get(track.shape, 1)
     seen = torch.nonzero(~track.angle.isnan())[:, 0]
     if track.shape not in SYMMETRY or len(seen) < 3:
         return 0.0
+    period = 2 * math.pi / SYMMETRY[track.shape]
     steps = torch.diff(track.angle[seen].double())
     steps = (steps + period / 2) % period - period / 2            # the smallest turn between views
     return float((steps / torch.diff(seen).double()).median()) * fps / (2 * math.pi)
 
 
-def _circle(p: torch.Tensor) -> tuple[torch.Tensor, float, float]:
-    """Algebraic (Kasa) circle fit to points (N, 2) -> centre (2,), radius, rms distance from the circle."""
-    A = torch.cat([p, torch.ones(len(p), 1, dtype=p.dtype)], dim=1)
-    d, e, f = torch.linalg.lstsq(A, -(p * p).sum(1, keepdim=True)).solution[:, 0]
+def _words(motion, direction=None, speed=None) -> dict:
+    return {"motion": motion, "direction": direction, "speed": speed}
+
+
+def _orbit(t: torch.Tensor, xy: torch.Tensor) -> dict | None:
+    """Times (N,) and positions (N, 2) in short sides -> orbit words if they follow a circle of an orbit's
+    radius, much better than a line (an algebraic circle fit bends through collinear points), through
+    >= 60 degrees."""
+    A = torch.cat([xy, torch.ones(len(xy), 1, dtype=xy.dtype)], dim=1)      # x^2 + y^2 + d x + e y + f = 0
+    d, e, f = torch.linalg.lstsq(A, -(xy * xy).sum(1, keepdim=True)).solution[:, 0]
     centre = -torch.stack([d, e]) / 2
     radius = math.sqrt(max(float((centre * centre).sum() - f), 0.0))
-    return centre, radius, float(((p - centre).norm(dim=1) - radius).pow(2).mean().sqrt())
+    rms = float(((xy - centre).norm(dim=1) - radius).pow(2).mean().sqrt())
+    turn = torch.diff(torch.atan2(*(xy - centre).flip(1).T))
+    swept = float(((turn + math.pi) % (2 * math.pi) - math.pi).sum())              # radians, counter-clockwise
+    line_rms = float(torch.linalg.svdvals(xy - xy.mean(0))[-1]) / math.sqrt(len(xy))
+    if not (0.08 < radius < 0.4 and rms < min(0.1 * radius, 0.5 * line_rms) and abs(swept) > math.pi / 3):
+        return None
+    period = 2 * math.pi * float(t[-1] - t[0]) / abs(swept)
+    return _words("orbit", "counterclockwise" if swept > 0 else "clockwise", _nearest_word(period, vocab.ORBIT_PERIOD))
+
+
+def _falling(t: torch.Tensor, xy: torch.Tensor, vx: float) -> dict | None:
+    """Fall or bounce words if the track descends to its first floor contact (where it starts to rise) with
+    about gravity's acceleration; a bounce also moves sideways (vx, short sides per second)."""
+    rising = torch.nonzero(torch.diff(xy[:, 1]) > 0.005)[:, 0]
+    low = int(rising[0]) if len(rising) else int(xy[:, 1].argmin())
+    if low < 2 or float(xy[0, 1] - xy[low, 1]) < 0.1:
+        return None
+    tt = t[: low + 1]
+    basis = torch.stack([torch.ones_like(tt), tt, tt * tt], 1)
+    curvature = float(torch.linalg.lstsq(basis, xy[: low + 1, 1:]).solution[2, 0])
+    if curvature > -0.3 * vocab.GRAVITY:          # free fall descends as y0 - GRAVITY / 2 * t^2
+        return None
+    if abs(vx) < 0.05:
+        return _words("fall")
+    return _words("bounce", "right" if vx > 0 else "left", _nearest_word(abs(vx), vocab.SPEEDS))
 
 
 def motion_of(track: Track, fps: float, frame_short_side: int) -> dict:
     """Coarse motion words for a track, from its trajectory, area and orientation alone.
 
-    Checks, in order: grow / shrink (log area changes), still or spin (stays in place), orbit (a circle
-    through >= 60 degrees), bounce / fall (descends with about gravity's acceleration; bounce if it also moves
-    sideways), slide (8-way direction and speed of its first second). Assumes a static camera: a pan reads as
-    the opposite slide and a zoom as grow / shrink. Accuracy in docs/benchmarks/perception.md.
+    Checks, in order: grow / shrink (log area changes), still or spin (stays in place), orbit, fall / bounce,
+    slide (8-way direction and speed over its first second, before collisions and walls). Assumes a static
+    camera: a pan reads as the opposite slide and a zoom as grow / shrink. Accuracy in
+    docs/benchmarks/perception.md.
 
     Returns:
-        {"motion", "direction", "speed"}: vocabulary words, None where they do not apply (or where fewer than
-        3 frames were seen, for all three).
+        {"motion", "direction", "speed"}: vocabulary words, None where they do not apply (all three None when
+        fewer than 3 frames were seen).
     """
     t_all = torch.arange(len(track.present), dtype=torch.float64) / fps
     t = t_all[track.present]
     xy = track.center[track.present].double() / frame_short_side * torch.tensor([1.0, -1.0])   # y up
     if len(t) < 3:
-        return {"motion": None, "direction": None, "speed": None}
+        return _words(None)
     whole = track.whole & (track.area > 0)
     if whole.sum() >= 3:
         growth = float(_slope(t_all[whole], 0.5 * track.area[whole].double().log()))   # log-scale per second
         if abs(growth) > 0.06:
-            return {"motion": "grow" if growth > 0 else "shrink", "direction": None,
-                    "speed": _nearest_word(abs(growth), vocab.GROW_RATE)}
+            return _words("grow" if growth > 0 else "shrink", None, _nearest_word(abs(growth), vocab.GROW_RATE))
     if (xy - xy[0]).norm(dim=1).max() < STILL_RADIUS:
         rate = _spin_rate(track, fps)
         if abs(rate) < 0.2:
-            return {"motion": "still", "direction": None, "speed": None}
-        return {"motion": "spin", "direction": "counterclockwise" if rate > 0 else "clockwise",
-                "speed": _nearest_word(abs(rate), vocab.SPIN_RATE)}
-    centre, radius, rms = _circle(xy)
-    turn = torch.diff(torch.atan2(*(xy - centre).flip(1).T))
-    swept = float(((turn + math.pi) % (2 * math.pi) - math.pi).sum())              # radians, counter-clockwise
-    line_rms = float(torch.linalg.svdvals(xy - xy.mean(0))[-1]) / math.sqrt(len(xy))
-    if 0.08 < radius < 0.4 and rms < min(0.1 * radius, 0.5 * line_rms) and abs(swept) > math.pi / 3:
-        period = 2 * math.pi * float(t[-1] - t[0]) / abs(swept)
-        return {"motion": "orbit", "direction": "counterclockwise" if swept > 0 else "clockwise",
-                "speed": _nearest_word(period, vocab.ORBIT_PERIOD)}
-    first = t <= t[0] + 1.0                      # captions describe the start: before collisions and walls
+            return _words("still")
+        return _words("spin", "counterclockwise" if rate > 0 else "clockwise",
+                      _nearest_word(abs(rate), vocab.SPIN_RATE))
+    first = t <= t[0] + 1.0
     velocity = _slope(t[first], xy[first]) if first.sum() >= 2 else (xy[-1] - xy[0]) / (t[-1] - t[0])
-    rising = torch.nonzero(torch.diff(xy[:, 1]) > 0.005)[:, 0]
-    low = int(rising[0]) if len(rising) else int(xy[:, 1].argmin())        # the first floor contact
-    if low >= 2 and float(xy[0, 1] - xy[low, 1]) > 0.1:
-        tt = t[: low + 1]
-        basis = torch.stack([torch.ones_like(tt), tt, tt * tt], 1)
-        curvature = float(torch.linalg.lstsq(basis, xy[: low + 1, 1:]).solution[2, 0])
-        if curvature < -0.3 * vocab.GRAVITY:     # free fall descends as y0 - GRAVITY / 2 * t^2
-            vx = float(velocity[0])
-            if abs(vx) < 0.05:
-                return {"motion": "fall", "direction": None, "speed": None}
-            return {"motion": "bounce", "direction": "right" if vx > 0 else "left",
-                    "speed": _nearest_word(abs(vx), vocab.SPEEDS)}
     heading = math.atan2(float(velocity[1]), float(velocity[0]))
     direction = min(vocab.DIRECTIONS, key=lambda d: abs(math.remainder(
         heading - math.atan2(vocab.DIRECTIONS[d][1], vocab.DIRECTIONS[d][0]), 2 * math.pi)))
-    return {"motion": "slide", "direction": direction, "speed": _nearest_word(float(velocity.norm()), vocab.SPEEDS)}
+    return (_orbit(t, xy) or _falling(t, xy, float(velocity[0]))
+            or _words("slide", direction, _nearest_word(float(velocity.norm()), vocab.SPEEDS)))
