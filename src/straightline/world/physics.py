@@ -117,8 +117,8 @@ def simulate(scene: Scene, until: float | None = None) -> Trajectory:
     fine_times = np.arange(steps) * DT
     physical = np.array([o.motion in vocab.PHYSICAL_MOTIONS for o in objs])
     kinematic = [_kinematic(o, fine_times) if not physical[i] else None for i, o in enumerate(objs)]
-    pos = np.array([[o.x, o.y] for o in objs], dtype=np.float64)
-    vel = np.array([initial_velocity(o) for o in objs], dtype=np.float64)
+    pos = np.array([[o.x, o.y] for o in objs], dtype=np.float64).reshape(n, 2)  # (N, 2), also for N = 0
+    vel = np.array([initial_velocity(o) for o in objs], dtype=np.float64).reshape(n, 2)
     base_radius = np.array([o.radius * COLLISION_RADIUS[o.shape] for o in objs])
     gravity = np.array([o.motion in ("bounce", "fall") for o in objs], dtype=np.float64)
     restitution = np.array([vocab.FALL_RESTITUTION if o.motion == "fall" else vocab.RESTITUTION for o in objs])
