@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from straightline.data import from_model_output, to_model_input
 from straightline.metrics import psnr, ssim
 from straightline.request import size_for
 from straightline.vae import VideoVAE
@@ -29,16 +30,9 @@ from straightline.world import render, sample_scene
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
 
-def to_model(frames):
-    return frames.permute(3, 0, 1, 2)[None].float().div(127.5).sub(1)
-
-
-def to_uint8(video):
-    return ((video[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-
-
 def reconstruct(vae, frames, device):
-    return to_uint8(vae.decode(vae.encode(to_model(frames).to(device))).cpu())
+    """uint8 (T, H, W, 3) -> the VAE's reconstruction, uint8 (T, H, W, 3)."""
+    return from_model_output(vae.decode(vae.encode(to_model_input(frames[None]).to(device))).cpu())[0]
 
 
 def quality(vae, device, n_toy: int):

@@ -91,11 +91,13 @@ def _fit_for_vae(frames, max_frames: int | None):
 
 
 def _to_model(frames):
-    return frames.permute(3, 0, 1, 2)[None].float().div(127.5).sub(1)
+    from .data import to_model_input
+    return to_model_input(frames[None])
 
 
 def _to_uint8(video):
-    return ((video[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    from .data import from_model_output
+    return from_model_output(video)[0]
 
 
 def cmd_vae_recon(args) -> None:

@@ -135,6 +135,11 @@ def to_model_input(video: torch.Tensor) -> torch.Tensor:
     return video.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0).contiguous()
 
 
+def from_model_output(video: torch.Tensor) -> torch.Tensor:
+    """float (B, C, T, H, W) in [-1, 1] -> uint8 (B, T, H, W, 3): the inverse of to_model_input (clamped)."""
+    return ((video.permute(0, 2, 3, 4, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
 # --- captions --------------------------------------------------------------------------------------------
 
 def _check_captioning(dropout: float, levels: dict) -> None:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from .data import Bucket, make_buckets, to_model_input
+from .data import Bucket, from_model_output, make_buckets, to_model_input
 from .errors import InvalidRequest, MediaError
 from .metrics import psnr
 from .vae import PRESETS, VideoVAE, compute_latent_stats, kl_divergence
@@ -258,7 +258,7 @@ def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: fl
         if step % preview_every == 0:
             with torch.no_grad():
                 preview = torch.cat([video[:1], recon[:1].clamp(-1, 1)], dim=-1)  # original | reconstruction
-            frames = ((preview[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu()
+            frames = from_model_output(preview)[0].cpu()
             write_video(out / f"preview_{step:07d}.mp4", frames, cfg.fps)
         if step % ckpt_every == 0:
             save_state(out, step, cfg, vae, ema, opt, disc, disc_opt)
