@@ -144,9 +144,8 @@ def cmd_vae_decode(args) -> None:
 
 def cmd_vae_train(args) -> None:
     from .train_vae import VAETrainConfig, train
-    cfg = VAETrainConfig(preset=args.preset, steps=args.steps, lr=args.lr, pixel_budget=args.pixel_budget,
-                         kl_weight=args.kl_weight, edge_weight=args.edge_weight, gan_weight=args.gan_weight,
-                         seed=args.seed)
+    fields = ("preset", "steps", "lr", "pixel_budget", "kl_weight", "edge_weight", "gan_weight", "seed")
+    cfg = VAETrainConfig(**{f: getattr(args, f) for f in fields if getattr(args, f) is not None})
     metrics = train(cfg, args.out, folder=args.folder, device=args.device, time_limit=args.time_limit)
     print(json.dumps(metrics))
 
@@ -252,21 +251,21 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--batches", type=int, default=32)
     st.set_defaults(func=cmd_vae_stats)
 
-    from .train_vae import VAETrainConfig
-    d = VAETrainConfig()
+    # training flags default to None: VAETrainConfig holds the defaults (and `straightline` stays quick to
+    # start, with no training modules imported to build this parser)
     tr = vsub.add_parser("train", help="train a VAE on ToyWorld (+ procedural textures, + a video folder)",
                          description="Train the VAE. Resumes exactly when --out already holds a train state. "
                          "Writes vae.json/vae.safetensors (EMA weights), log.jsonl and preview videos to --out.")
     tr.add_argument("--out", required=True, help="run folder")
-    tr.add_argument("--preset", default=d.preset, choices=["tiny", "default", "large"])
-    tr.add_argument("--steps", type=int, default=d.steps)
-    tr.add_argument("--lr", type=float, default=d.lr)
-    tr.add_argument("--pixel-budget", type=int, default=d.pixel_budget, help="pixels per batch")
-    tr.add_argument("--kl-weight", type=float, default=d.kl_weight)
-    tr.add_argument("--edge-weight", type=float, default=d.edge_weight)
-    tr.add_argument("--gan-weight", type=float, default=d.gan_weight, help="> 0 adds a patch discriminator")
+    tr.add_argument("--preset", choices=["tiny", "default", "large"], help="model size (default: default)")
+    tr.add_argument("--steps", type=int, help="total steps to train to")
+    tr.add_argument("--lr", type=float, help="AdamW learning rate")
+    tr.add_argument("--pixel-budget", type=int, help="pixels per batch (frames × height × width)")
+    tr.add_argument("--kl-weight", type=float)
+    tr.add_argument("--edge-weight", type=float, help="weight of the L1 on spatial gradients")
+    tr.add_argument("--gan-weight", type=float, help="> 0 adds a patch discriminator")
     tr.add_argument("--folder", help="also train on the videos in this folder")
-    tr.add_argument("--seed", type=int, default=d.seed)
+    tr.add_argument("--seed", type=int)
     tr.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     tr.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many seconds")
     tr.set_defaults(func=cmd_vae_train)

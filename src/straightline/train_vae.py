@@ -10,7 +10,6 @@ the optimiser moments and the RNG state, so a run stopped and resumed equals a r
 The EMA weights are what `vae.save` ships.
 """
 
-import argparse
 import copy
 import json
 import random

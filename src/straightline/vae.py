@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from safetensors.torch import load_file, save_file
 
+from .errors import InvalidRequest
+
 
 @dataclass
 class VAEConfig:
@@ -255,7 +257,6 @@ class VideoVAE(nn.Module):
     @classmethod
     def load(cls, path="default", device="cpu") -> "VideoVAE":
         """Load a checkpoint folder (vae.json + vae.safetensors); "default" is the VAE shipped in the package."""
-        from .errors import InvalidRequest
         path = DEFAULT_PATH if str(path) == "default" else Path(path)
         if not (path / "vae.json").is_file() or not (path / "vae.safetensors").is_file():
             shipped = "" if (DEFAULT_PATH / "vae.json").is_file() else \
@@ -271,7 +272,6 @@ class VideoVAE(nn.Module):
 
 
 def _check_video(video, cfg: VAEConfig) -> None:
-    from .errors import InvalidRequest
     _, C, T, H, W = video.shape
     if (T - 1) % cfg.temporal_factor:
         raise InvalidRequest("frames", T, f"1 + {cfg.temporal_factor}k frames (the first frame is encoded alone)")

@@ -11,3 +11,6 @@ from .prompt import parse_prompt, scene_from_prompt
 from .render import Clip, render
 from .scene import Scene, WorldObject, sample_scene, validate_scene
 from . import vocab
+
+__all__ = ["Clip", "Scene", "WorldObject", "caption_levels", "captions", "parse_prompt", "render", "sample_scene",
+           "scene_from_prompt", "simulate", "validate_scene", "vocab"]

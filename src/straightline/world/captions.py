@@ -14,7 +14,6 @@ level promises is lost.
 
 import random
 
-import numpy as np
 
 from .physics import simulate
 from .prompt import position_name
@@ -86,13 +85,10 @@ def captions(scene: Scene, events: list[dict] | None = None) -> dict[str, str]:
     Returns:
         {"short": ..., "medium": ..., "long": ...}; the same scene (and seed) always gets the same words.
     """
-    trajectory = None
-    if events is None or any(e["type"] == "occlusion" for e in events):
-        trajectory = simulate(scene)  # the long caption says whether a hidden object comes out again
-    events = trajectory.events if events is None else events
+    events = simulate(scene).events if events is None else events
     rng = {level: random.Random(f"{scene.seed}:{level}") for level in caption_levels}
     return {"short": _short(scene, rng["short"]), "medium": _medium(scene, rng["medium"]),
-            "long": _long(scene, events, trajectory, rng["long"])}
+            "long": _long(scene, events, rng["long"])}
 
 
 # --- words ----------------------------------------------------------------------------------------------
@@ -207,11 +203,11 @@ def _medium(scene: Scene, rng) -> str:
     return text + rng.choice([f"; {camera}.", f". {_cap(camera)}.", f", while {camera}."])
 
 
-def _long(scene: Scene, events: list[dict], trajectory, rng) -> str:
+def _long(scene: Scene, events: list[dict], rng) -> str:
     names = _names(scene, rng)
     sentences = [_object_sentence(scene, i, names[i], rng) for i in range(len(scene.objects))]
     sentences += _depth_sentences(scene, names, rng)
-    sentences += _event_sentences(scene, events, trajectory, names, rng)
+    sentences += _event_sentences(scene, events, names, rng)
     noun, places = _BACKGROUND_WORDS[scene.background]
     setting = rng.choice([f"the background is {noun}", f"it all happens {rng.choice(places)}",
                           f"the scene is set {rng.choice(places)}"])
@@ -247,7 +243,7 @@ def _depth_sentences(scene: Scene, names: list[dict], rng) -> list[str]:
             for i in in_front]
 
 
-def _event_sentences(scene: Scene, events: list[dict], trajectory, names: list[dict], rng) -> list[str]:
+def _event_sentences(scene: Scene, events: list[dict], names: list[dict], rng) -> list[str]:
     """Events in time order. Floor bounces are summed up per object; a repeat of the same event is told once
     more at most, and contacts a few physics steps apart count as one."""
     timed, floor, seen = [], {}, {}
@@ -260,7 +256,7 @@ def _event_sentences(scene: Scene, events: list[dict], trajectory, names: list[d
         if len(times) >= 2 or (times and e["t"] - times[-1] < 0.3):
             continue
         times.append(e["t"])
-        timed.append((e["t"], _event_text(scene, e, trajectory, names, rng, again=len(times) > 1)))
+        timed.append((e["t"], _event_text(scene, e, names, rng, again=len(times) > 1)))
     for i, times in floor.items():
         ref = _ref(names[i], rng)
         if scene.objects[i].motion == "bounce":
@@ -271,7 +267,7 @@ def _event_sentences(scene: Scene, events: list[dict], trajectory, names: list[d
     return [_cap(text) + "." for _, text in sorted(timed, key=lambda pair: pair[0])]
 
 
-def _event_text(scene: Scene, e: dict, trajectory, names: list[dict], rng, again: bool) -> str:
+def _event_text(scene: Scene, e: dict, names: list[dict], rng, again: bool) -> str:
     when, again = _when(e["t"]), " again" if again else ""
     if e["type"] == "collision":
         a, b = e["objects"]
@@ -282,15 +278,5 @@ def _event_text(scene: Scene, e: dict, trajectory, names: list[dict], rng, again
         return f"{when} {_ref(names[e['object']], rng)} {verb} a wall{again}"
     back, front = e["behind"], e["front"]
     verb = rng.choice(["passes behind", "slips behind", "disappears behind"])
-    comes_out = " and reappears" if _reappears(scene, trajectory, back, front, e["t"]) else ""
+    comes_out = " and reappears" if e.get("until") is not None else ""
     return f"{when} {_ref(names[back], rng)} {verb} {_ref(names[front], rng)}{again}{comes_out}"
-
-
-def _reappears(scene: Scene, trajectory, back: int, front: int, start: float) -> bool:
-    """Whether the hidden object comes out before the scene ends, by physics._occlusions' overlap test."""
-    times = np.arange(start, scene.duration + 1e-9, 1 / 60)
-    states = trajectory.at(times)
-    dist = np.linalg.norm(states.position[back] - states.position[front], axis=-1)
-    hidden = dist < (scene.objects[front].radius * states.scale[front]
-                     + 0.5 * scene.objects[back].radius * states.scale[back])
-    return not hidden.all()

@@ -180,7 +180,8 @@ def simulate(scene: Scene, until: float | None = None) -> Trajectory:
 
 
 def _occlusions(traj: Trajectory, step: float = 1 / 60) -> list[dict]:
-    """An object is 'behind' another from the moment their drawn circles overlap by half its radius."""
+    """An object is 'behind' another while their drawn circles overlap by half its radius; each event has the
+    time it starts (`t`) and the time it ends (`until`, None if it lasts past the end)."""
     objs = traj.scene.objects
     times = np.arange(0.0, traj.until + 1e-9, step)
     if len(objs) < 2 or len(times) == 0:
@@ -194,6 +195,10 @@ def _occlusions(traj: Trajectory, step: float = 1 / 60) -> list[dict]:
             dist = np.linalg.norm(st.position[i] - st.position[j], axis=-1)
             overlap = dist < front.radius * st.scale[j] + 0.5 * back.radius * st.scale[i]
             starts = np.flatnonzero(overlap & ~np.concatenate([[False], overlap[:-1]]))
+            ends = np.flatnonzero(~overlap & np.concatenate([[False], overlap[:-1]]))
             for k in starts:
-                events.append({"t": round(float(times[k]), 4), "type": "occlusion", "behind": i, "front": j})
+                later = ends[ends > k]  # "until": when it comes out again; None if still hidden at the end
+                until = round(float(times[later[0]]), 4) if len(later) else None
+                events.append({"t": round(float(times[k]), 4), "type": "occlusion", "behind": i, "front": j,
+                               "until": until})
     return events

@@ -10,7 +10,7 @@ the same seed framed for 16:9 and for 9:16 is the same scene, reframed.
 import json
 import math
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from . import vocab
 from ..errors import InvalidRequest
