@@ -55,8 +55,8 @@ def test_rope_depends_only_on_relative_offsets():
 def tiny_inputs(T=2, H=4, W=6, B=2):
     g = torch.Generator().manual_seed(0)
     return dict(x=torch.randn(B, 16, T, H, W, generator=g), t=torch.rand(B, generator=g),
-                text=torch.randn(B, 5, 32, generator=g), text_mask=torch.tensor([[True] * 5, [True] * 3 + [False] * 2])[:B],
-                text_pooled=torch.randn(B, 32, generator=g))
+                text=torch.randn(B, 5, 384, generator=g), text_mask=torch.tensor([[True] * 5, [True] * 3 + [False] * 2])[:B],
+                text_pooled=torch.randn(B, 384, generator=g))
 
 
 def test_untrained_model_is_identity_blocks_and_zero_velocity():

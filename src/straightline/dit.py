@@ -39,7 +39,8 @@ class DiTConfig:
 
 
 PRESETS = {
-    "tiny": DiTConfig(dim=64, depth=2, heads=2, text_dim=32),
+    "tiny": DiTConfig(dim=64, depth=2, heads=2),
+    "default": DiTConfig(dim=256, depth=6, heads=4),   # the shipped model: small enough to train and run on a CPU
     "S": DiTConfig(dim=384, depth=12, heads=6),
     "B": DiTConfig(dim=768, depth=12, heads=12),
     "L": DiTConfig(dim=1024, depth=24, heads=16),

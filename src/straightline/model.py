@@ -1,0 +1,63 @@
+"""A model folder: everything needed to sample, and nothing else.
+
+    model.json      what the model is: text encoder, generation defaults, what it was trained on
+    dit/            the diffusion transformer (dit.json + dit.safetensors)
+    vae/            the video autoencoder (vae.json + vae.safetensors, with its latent statistics)
+
+"default" is the model shipped in the package (src/straightline/weights/). A training run's output folder
+has the same layout, so `--model runs/dit` works as soon as a run has written its first checkpoint.
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .dit import DiT
+from .errors import InvalidRequest
+from .vae import VideoVAE
+
+DEFAULT_PATH = Path(__file__).parent / "weights"
+
+# what a model generates when a request leaves a field out; model.json may override any of them
+DEFAULTS = {"fps": 12, "seconds": 2.0, "resolution": 128, "aspect": "16:9", "steps": 20, "cfg": 5.0,
+            "sampler": "euler", "max_tokens": 16384}
+
+
+@dataclass
+class ModelInfo:
+    text_encoder: str = "default"                 # "default" (all-MiniLM-L6-v2) or a local Hugging Face folder
+    defaults: dict = field(default_factory=dict)  # overrides of DEFAULTS
+    trained: dict = field(default_factory=dict)   # fps, resolutions, aspects, seconds it saw, and the recipe
+
+    def default(self, key: str):
+        return self.defaults.get(key, DEFAULTS[key])
+
+
+def resolve(path) -> Path:
+    return DEFAULT_PATH if str(path) == "default" else Path(path)
+
+
+def save_model(path, dit: DiT, vae: VideoVAE, info: ModelInfo) -> None:
+    path = Path(path)
+    dit.save(path / "dit")
+    vae.save(path / "vae")
+    (path / "model.json").write_text(json.dumps({"text_encoder": info.text_encoder, "defaults": info.defaults,
+                                                 "trained": info.trained}, indent=2))
+
+
+def load_info(path) -> ModelInfo:
+    folder = resolve(path)
+    if not (folder / "model.json").is_file():
+        shipped = "" if (DEFAULT_PATH / "model.json").is_file() else \
+            " (no model is shipped in this checkout: train one with `straightline train --out runs/dit`)"
+        raise InvalidRequest("model", str(path), "'default' (the shipped model) or a model folder holding "
+                             "model.json, dit/ and vae/" + shipped)
+    data = json.loads((folder / "model.json").read_text())
+    return ModelInfo(data.get("text_encoder", "default"), data.get("defaults", {}), data.get("trained", {}))
+
+
+def load_model(path="default", device="cpu") -> tuple[DiT, VideoVAE, ModelInfo]:
+    """(dit, vae, info) from a model folder, on `device`, in eval mode."""
+    info = load_info(path)
+    folder = resolve(path)
+    return DiT.load(folder / "dit", device=device), VideoVAE.load(folder / "vae", device=device), info
