@@ -14,6 +14,8 @@ import torch
 from .errors import StraightlineError
 
 EXAMPLES = """examples:
+  straightline generate "a red ball bouncing on a wooden floor" --seconds 4 --aspect 9:16 --seed 7
+  straightline generate "a blue star slides left" "a green square falls" --model runs/dit -o "clip-{i}.mp4"
   straightline world render "a red ball bouncing on a wooden floor" -o ball.mp4
   straightline world render "a small blue star slides left over a sunset sky" --aspect 9:16 --resolution 256 -o star.mp4
   straightline world render --seed 7 --size 320x180 --seconds 6 --fps 12 -o random.mp4 --ground-truth random.json
@@ -173,11 +175,95 @@ def cmd_data_inspect(args) -> None:
     print(format_inspection(inspect_folder(args.folder, buckets, fps=args.fps, decode=args.decode)))
 
 
+# --- generate --------------------------------------------------------------------------------------------
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".gif", ".webp")
+
+
+def _output_paths(out: str | None, prompts: list[str], image: bool) -> list[Path]:
+    """Where each prompt's result goes: -o as given (one prompt), a pattern with {i} (1, 2, ...) or a folder;
+    by default a slug of the prompt. An image is a .png unless -o names a video file."""
+    from .errors import InvalidRequest
+    from .pipeline import slug
+    ext = ".png" if image else ".mp4"
+    if out and "{i}" in out:
+        paths = [Path(out.replace("{i}", str(i))) for i in range(1, len(prompts) + 1)]
+    elif out and len(prompts) == 1 and not Path(out).is_dir():
+        paths = [Path(out)]
+    elif out and len(prompts) > 1 and Path(out).suffix:
+        raise InvalidRequest("out", out, "a folder or a pattern with {i} (e.g. clip-{i}.mp4) for several prompts")
+    else:
+        stems = [slug(p) for p in prompts]
+        stems = [s if stems.count(s) == 1 else f"{s}-{i}" for i, s in enumerate(stems, 1)]
+        paths = [Path(out or ".") / (s + ext) for s in stems]
+    allowed = IMAGE_SUFFIXES + VIDEO_SUFFIXES if image else VIDEO_SUFFIXES
+    for path in paths:
+        if path.suffix.lower() not in allowed:
+            raise InvalidRequest("out", str(path), "a file name ending in " + ", ".join(dict.fromkeys(allowed)))
+    return paths
+
+
+def cmd_generate(args) -> None:
+    from tqdm import tqdm
+
+    from .model import load_info
+    from .pipeline import load_pipeline, validate_request
+    from .video_io import write_image, write_video
+
+    # validate everything before loading the model: a typo fails in a second, not after the weights load
+    info = load_info(args.model)
+    fields = ("negative", "seconds", "frames", "fps", "aspect", "resolution", "size", "steps", "cfg", "seed",
+              "sampler")
+    requests = [validate_request(p, info=info, **{f: getattr(args, f) for f in fields}) for p in args.prompt]
+    image = requests[0].frames == 1
+    paths = _output_paths(args.out, args.prompt, image)
+
+    pipeline = load_pipeline(args.model, args.device)
+    with tqdm(desc="sampling", unit="step", leave=False) as bar:
+        def on_step(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+        results = pipeline.generate(requests, on_step=on_step)
+    for path, result in zip(paths, results):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if image and path.suffix.lower() in IMAGE_SUFFIXES:
+            write_image(path, result.frames[0])
+        else:
+            write_video(path, result.frames, result.fps)
+        print(f"wrote {path}: {result.summary()}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="straightline", description="Sora-style video generation: ToyWorld, models, service.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    g = sub.add_parser("generate", help="text to video (or an image) with a trained model",
+                       description="Generate videos from prompts. Fields left out take the model's defaults. "
+                       "Frame counts are 1 + 4k (others are mapped to the nearest, and the output says so); "
+                       "width and height are multiples of 16. Several prompts run in one call, as one batch "
+                       "when their shapes match. --seconds 0 makes an image (a .png unless -o ends in .mp4).")
+    g.add_argument("prompt", nargs="+", help='e.g. "a red ball bouncing on a wooden floor"')
+    g.add_argument("-o", "--out", help="output file (.mp4, .gif, .webp; .png/.jpg for an image); with several "
+                   "prompts a folder or a pattern with {i} (1, 2, ...). Default: a slug of the prompt")
+    g.add_argument("--seconds", type=float, help="duration, 0 for an image (or give --frames)")
+    g.add_argument("--frames", type=int, help="number of frames, 1 + 4k (or give --seconds)")
+    g.add_argument("--fps", type=float, help="frames per second")
+    g.add_argument("--size", help='WIDTHxHEIGHT in pixels, multiples of 16, e.g. "448x256"')
+    g.add_argument("--aspect", help='width:height, e.g. "16:9", "9:16", "1:1" (with --resolution)')
+    g.add_argument("--resolution", type=int, help="short side in pixels, a multiple of 16")
+    g.add_argument("--steps", type=int, help="sampling steps")
+    g.add_argument("--cfg", type=float, help="classifier-free guidance scale (1 = none)")
+    g.add_argument("--seed", type=int, help="default: a random seed (printed)")
+    g.add_argument("--negative", default="", help="what to steer away from (with --cfg other than 1)")
+    g.add_argument("--sampler", choices=["euler", "heun"])
+    g.add_argument("--model", default="default", help="'default' (the shipped model) or a model folder "
+                   "(model.json, dit/, vae/), e.g. a training run")
+    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="cpu or cuda (default: cuda when available)")
+    g.set_defaults(func=cmd_generate)
 
     world = sub.add_parser("world", help="ToyWorld: render scenes from a prompt or a seed, export datasets",
                            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)

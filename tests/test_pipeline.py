@@ -1,0 +1,232 @@
+"""The generation pipeline and `straightline generate`, with a tiny untrained model and the real text encoder."""
+
+import pytest
+import torch
+
+from straightline import dit as dit_module
+from straightline import vae as vae_module
+from straightline.cli import main
+from straightline.errors import InvalidRequest
+from straightline.model import ModelInfo, save_model
+from straightline.pipeline import Pipeline, generate, validate_request
+from straightline.video_io import probe, read_image, read_video
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny model folder. The DiT is untrained but nudged off its zero init (adaLN-zero and the zero output
+    layer would make the velocity exactly 0, so text, guidance and batching could not change anything)."""
+    torch.manual_seed(0)
+    dit = dit_module.DiT(dit_module.PRESETS["tiny"])
+    with torch.no_grad():
+        for p in dit.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    path = tmp_path_factory.mktemp("model")
+    save_model(path, dit, vae_module.VideoVAE(vae_module.PRESETS["tiny"]), ModelInfo(defaults={"max_tokens": 1024}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pipe(model_dir):
+    return Pipeline(model_dir)
+
+
+def request(pipe, prompt="a red ball bouncing", **fields):
+    fields = {"size": "64x32", "frames": 5, "steps": 3, "seed": 0, **fields}
+    return pipe.validate(prompt, **fields)
+
+
+# --- validation ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fields, field, words", [
+    ({"size": "64x40"}, "size", "the nearest valid size is 64x48"),
+    ({"size": "70x40"}, "size", "must be multiples of 16"),
+    ({"size": "64x48", "aspect": "16:9"}, "size", "not both"),
+    ({"size": "4096x16"}, "size", "from 16 to 2048"),
+    ({"resolution": 100}, "resolution", "multiple of 16"),
+    ({"size": "512x512", "seconds": 10}, "size", "reduce the size or the duration"),
+    ({"fps": 0}, "fps", "from 1 to 60"),
+    ({"fps": 61}, "fps", "from 1 to 60"),
+    ({"steps": 0}, "steps", "from 1 to 200"),
+    ({"steps": 2.5}, "steps", "whole number"),
+    ({"cfg": 21}, "cfg", "from 0 to 20"),
+    ({"cfg": "lots"}, "cfg", "from 0 to 20"),
+    ({"sampler": "ddim"}, "sampler", "euler or heun"),
+    ({"seconds": 61}, "seconds", "to 60 seconds"),
+    ({"seconds": 2, "frames": 25}, "frames", "not both"),
+    ({"seed": -1}, "seed", "whole number"),
+])
+def test_bad_fields_are_named_with_what_is_allowed(fields, field, words):
+    with pytest.raises(InvalidRequest) as err:
+        validate_request("a red ball", **fields)
+    assert err.value.field == field and words in err.value.allowed
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", "x" * 2001, None])
+def test_prompt_must_be_non_empty_text(prompt):
+    with pytest.raises(InvalidRequest) as err:
+        validate_request(prompt)
+    assert err.value.field == "prompt"
+
+
+def test_token_budget_message_gives_the_numbers():
+    with pytest.raises(InvalidRequest) as err:
+        validate_request("a ball", size="448x256", seconds=4, fps=12, info=ModelInfo(defaults={"max_tokens": 2000}))
+    # 49 frames -> 13 latent frames × 16 × 28 = 5824 tokens; 2000 // 448 = 4 latent frames = 13 frames
+    assert "2000" in err.value.allowed and "5824" in err.value.allowed and "13 frames" in err.value.allowed
+
+
+def test_defaults_come_from_the_model_and_frames_map_to_1_plus_4k():
+    r = validate_request("a ball", info=ModelInfo(defaults={"fps": 8, "steps": 7}))
+    assert (r.fps, r.steps, r.frames, r.requested_frames) == (8, 7, 17, None)   # 2 s at 8 fps = 17 = 1 + 4·4
+    r = validate_request("a ball", seconds=1, fps=10)        # 11 frames asked
+    assert (r.frames, r.requested_frames, r.adjusted) == (13, 11, True)
+    r = validate_request("a ball", frames=6)
+    assert (r.frames, r.requested_frames) == (5, 6)
+    r = validate_request("a ball", seconds=0, size="64x48")
+    assert (r.frames, r.seconds, r.latent_tokens) == (1, 0.0, 12)
+    r = validate_request("a ball", size="448x256", seconds=4, fps=12, steps="20", cfg="4.5")  # form strings
+    assert (r.frames, r.latent_tokens, r.steps, r.cfg) == (49, 13 * 16 * 28, 20, 4.5)
+
+
+def test_a_missing_seed_is_drawn_and_recorded():
+    seeds = {validate_request("a ball").seed for _ in range(5)}
+    assert len(seeds) > 1 and all(isinstance(s, int) for s in seeds)
+
+
+@pytest.mark.parametrize("aspect, size", [("16:9", (64, 32)), ("9:16", (32, 64)), ("1:1", (32, 32))])
+def test_aspect_ratios_give_the_right_frame_shape(pipe, aspect, size):
+    r = pipe.validate("a ball", aspect=aspect, resolution=32, frames=5, steps=2, seed=0)
+    [result] = pipe.generate(r)
+    assert result.frames.dtype == torch.uint8 and result.frames.shape == (5, size[1], size[0], 3)
+
+
+# --- generation ----------------------------------------------------------------------------------------
+
+def test_same_seed_same_video_other_seed_or_prompt_other_video(pipe):
+    a = pipe.generate(request(pipe, seed=1))[0].frames
+    b = pipe.generate(request(pipe, seed=1))[0].frames
+    c = pipe.generate(request(pipe, seed=2))[0].frames
+    d = pipe.generate(request(pipe, "a blue star", seed=1))[0].frames
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c) and not torch.equal(a, d)
+
+
+def test_a_batch_equals_each_request_alone(pipe):
+    # different prompt lengths: the batch pads text tokens, which the attention mask must hide
+    first = request(pipe, "a red ball", seed=3, negative="blurry")
+    second = request(pipe, "a small green square slides left over a sunset sky", seed=4)
+    batched = pipe.generate([first, second])
+    alone = [pipe.generate(first)[0], pipe.generate(second)[0]]
+    for b, a in zip(batched, alone):
+        assert (b.frames.int() - a.frames.int()).abs().max() <= 1   # uint8 of fp32 results that agree to ~1e-6
+    assert batched[0].request is first and batched[1].request is second
+
+
+def test_guidance_is_one_batched_forward_per_step_and_none_without_it(pipe):
+    batches = []
+    hook = pipe.dit.register_forward_hook(lambda module, args, out: batches.append(args[0].shape[0]))
+    try:
+        pipe.generate([request(pipe, seed=0, cfg=1), request(pipe, "a cat", seed=1, cfg=1)])
+        unguided, batches[:] = list(batches), []
+        pipe.generate([request(pipe, seed=0, cfg=4), request(pipe, "a cat", seed=1, cfg=4)])
+        guided = list(batches)
+    finally:
+        hook.remove()
+    assert unguided == [2, 2, 2]          # 3 steps, both requests in one batch
+    assert guided == [4, 4, 4]            # conditional + unconditional halves in the same forward
+
+
+def test_shapes_are_grouped_and_results_keep_the_request_order(pipe):
+    requests = [request(pipe, seed=0), request(pipe, seed=1, size="32x32"), request(pipe, seed=2)]
+    progress = []
+    results = pipe.generate(requests, on_step=lambda done, total: progress.append((done, total)))
+    assert [r.frames.shape[1:3] for r in results] == [(32, 64), (32, 32), (32, 64)]
+    assert progress == [(i, 6) for i in range(7)]     # two groups of 3 steps
+    assert all(set(r.timings) == {"text_s", "sampling_s", "decode_s", "total_s"} for r in results)
+
+
+def test_heun_runs_two_forwards_per_step_but_the_last(pipe):
+    calls = []
+    hook = pipe.dit.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        [result] = pipe.generate(request(pipe, sampler="heun", steps=3, cfg=1))
+    finally:
+        hook.remove()
+    assert len(calls) == 5 and result.frames.shape == (5, 32, 64, 3)
+
+
+def test_raising_from_on_step_cancels(pipe):
+    class Cancelled(Exception):
+        pass
+
+    calls = []
+
+    def on_step(done, total):
+        if done == 2:
+            raise Cancelled
+
+    hook = pipe.dit.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        with pytest.raises(Cancelled):
+            pipe.generate(request(pipe, steps=10), on_step=on_step)
+    finally:
+        hook.remove()
+    assert len(calls) == 2
+
+
+def test_components_passed_in_generate_like_the_loaded_model(pipe):
+    # training hands over its own (EMA) models and encoder to write previews
+    passed = Pipeline(dit=pipe.dit, vae=pipe.vae, text=pipe.text, info=pipe.info)
+    r = request(pipe, seed=5)
+    assert torch.equal(passed.generate(r)[0].frames, pipe.generate(r)[0].frames)
+
+
+def test_one_call_generate_and_the_summary(model_dir):
+    result = generate("a red ball", model=model_dir, size="64x32", seconds=0.5, fps=12, steps=2, seed=0)
+    assert result.frames.shape == (9, 32, 64, 3) and result.requested_frames == 7
+    assert result.summary().startswith("64x32, 9 frames at 12 fps (0.7 s; 7 frames asked, frame counts are 1 + 4k)")
+    assert "seed 0" in result.summary() and "sampling" in result.summary()
+    image = generate("a red ball", model=model_dir, size="32x32", seconds=0, steps=2)
+    assert image.frames.shape == (1, 32, 32, 3) and image.summary().startswith("32x32 image")
+
+
+# --- command line --------------------------------------------------------------------------------------
+
+def test_cli_writes_a_readable_mp4_and_says_what_it_made(model_dir, tmp_path, capsys):
+    out = tmp_path / "ball.mp4"
+    code = main(["generate", "a red ball", "--model", str(model_dir), "--size", "64x32", "--frames", "6",
+                 "--steps", "2", "--seed", "1", "--device", "cpu", "-o", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert str(out) in printed and "5 frames" in printed and "6 frames asked" in printed
+    info = probe(out)
+    assert (info["width"], info["height"], info["num_frames"]) == (64, 32, 5)
+    assert read_video(out).frames.shape == (5, 32, 64, 3)
+
+
+def test_cli_several_prompts_and_an_image(model_dir, tmp_path, capsys):
+    args = ["--model", str(model_dir), "--size", "32x32", "--steps", "2", "--device", "cpu"]
+    assert main(["generate", "a red ball", "a blue star", "--frames", "5", "-o", str(tmp_path / "clip-{i}.mp4"),
+                 *args]) == 0
+    assert [probe(tmp_path / f"clip-{i}.mp4")["num_frames"] for i in (1, 2)] == [5, 5]
+    assert main(["generate", "a green square", "--seconds", "0", "-o", str(tmp_path), *args]) == 0
+    assert read_image(tmp_path / "a-green-square.png").shape == (32, 32, 3)
+    assert "a-green-square.png" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, starts", [
+    (["--size", "64x40"], "straightline: error: size='64x40' is not allowed: width and height must be multiples of 16"),
+    (["--size", "64x48", "--aspect", "1:1"], "straightline: error: size="),
+    (["a second prompt", "-o", "x.mp4"], "straightline: error: out="),
+])
+def test_cli_bad_input_is_one_line_and_exit_code_2(model_dir, capsys, args, starts):
+    assert main(["generate", "a red ball", *args, "--model", str(model_dir), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(starts) and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_missing_model_is_one_line(tmp_path, capsys):
+    assert main(["generate", "a red ball", "--model", str(tmp_path / "no-such-model")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("straightline: error: model=") and "model.json" in err and err.count("\n") == 1
