@@ -23,8 +23,9 @@ from straightline.vae import VideoVAE
 
 
 def tiny_config(vae_path, **kw) -> TrainConfig:
-    base = {"preset": "tiny", "vae": str(vae_path), "resolutions": (32,), "aspects": ("16:9", "1:1"), "seconds": (0.0, 0.5),
-                "fps": 8, "cache_clips": 8, "shard_clips": 4, "token_budget": 64, "warmup": 2, "steps": 4}
+    base = {"preset": "tiny", "vae": str(vae_path), "resolutions": (32,), "aspects": ("16:9", "1:1"),
+            "seconds": (0.5,), "image_resolutions": (32,),
+            "fps": 8, "cache_clips": 8, "shard_clips": 4, "token_budget": 64, "warmup": 2, "steps": 4}
     base.update(kw)
     return TrainConfig(**base)
 
@@ -106,7 +107,8 @@ def test_two_process_ddp_then_resume_on_one(vae_path, tmp_path):
         "import sys, torch\n"
         "from straightline.train import TrainConfig, train\n"
         "cfg = TrainConfig(preset='tiny', vae=sys.argv[1], resolutions=(32,), aspects=('16:9', '1:1'),\n"
-        "                  seconds=(0.0, 0.5), fps=8, cache_clips=8, shard_clips=4, token_budget=64, warmup=2,\n"
+        "                  seconds=(0.5,), image_resolutions=(32,), fps=8, cache_clips=8, shard_clips=4,\n"
+        "                  token_budget=64, warmup=2,\n"
         "                  steps=int(sys.argv[3]))\n"
         "train(cfg, sys.argv[2], sample_every=0, progress=False)\n"
         "if torch.distributed.is_initialized():\n"

@@ -62,7 +62,10 @@ class TrainConfig:
     init: str | None = None                  # start from this model folder's DiT (fine-tuning), else scratch
     resolutions: tuple[int, ...] = (128,)    # short sides of the buckets
     aspects: tuple[str, ...] = ("16:9", "9:16", "1:1", "4:3")
-    seconds: tuple[float, ...] = (0.0, 1.0, 2.0)   # 0 = 1-frame (image) buckets
+    seconds: tuple[float, ...] = (1.0, 2.0)  # clip durations (0 = 1-frame image buckets)
+    image_resolutions: tuple[int, ...] = (128, 256)  # short sides of extra 1-frame buckets: images are cheap,
+                                                      # and teach the model larger sizes than its clips have
+    image_share: float = 0.25                # share of 1-frame clips in the cache (ToyWorld)
     fps: float = 12.0
     cache_clips: int = 2000                  # clips encoded into the latent cache (ToyWorld)
     shard_clips: int = 32                    # clips per cache shard (the unit of resumable cache building)
@@ -81,14 +84,17 @@ class TrainConfig:
     def check(self) -> None:
         if self.preset not in PRESETS:
             raise InvalidRequest("preset", self.preset, "one of " + ", ".join(PRESETS))
-        for name in ("text_dropout", "cond_prob"):
+        for name in ("text_dropout", "cond_prob", "image_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise InvalidRequest(name, getattr(self, name), "a probability between 0 and 1")
         if self.token_budget < 1 or self.cache_clips < 1 or self.shard_clips < 1:
             raise InvalidRequest("token_budget/cache_clips/shard_clips", None, "positive integers")
 
     def buckets(self) -> list[Bucket]:
-        return make_buckets(self.resolutions, self.aspects, self.seconds, fps=self.fps)
+        clips = make_buckets(self.resolutions, self.aspects, self.seconds, fps=self.fps)
+        images = make_buckets(self.image_resolutions, self.aspects, (0.0,), fps=self.fps) \
+            if self.image_resolutions else []
+        return sorted(set(clips) | set(images))
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -101,8 +107,9 @@ class TrainConfig:
 def _toyworld_shard(cfg: TrainConfig, buckets: list[Bucket], shard: int):
     """The clips of cache shard `shard`: scene seeds and buckets depend only on (seed, shard)."""
     rng = random.Random(f"cache/{cfg.seed}/{shard}")
+    images, clips = [b for b in buckets if b.frames == 1], [b for b in buckets if b.frames > 1]
     for i in range(cfg.shard_clips):
-        bucket = rng.choice(buckets)
+        bucket = rng.choice(images if images and (not clips or rng.random() < cfg.image_share) else clips)
         seed = (cfg.seed << 32) + shard * cfg.shard_clips + i
         duration = max(bucket.frames - 1, 1) / cfg.fps
         scene = sample_scene(seed, aspect=bucket.aspect, duration=duration, split="train")
@@ -292,7 +299,7 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     info = ModelInfo(text_encoder=cfg.text_encoder, trained={
         "fps": cfg.fps, "resolutions": list(cfg.resolutions), "aspects": list(cfg.aspects),
-        "seconds": list(cfg.seconds), "recipe": asdict(cfg)})
+        "seconds": list(cfg.seconds), "image_resolutions": list(cfg.image_resolutions), "recipe": asdict(cfg)})
 
     start, metrics, logged = time.perf_counter(), {}, []
     bar = tqdm(total=cfg.steps, initial=step, desc="dit", unit="step", disable=not progress or rank != 0)
