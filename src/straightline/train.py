@@ -38,7 +38,7 @@ from .data import (
     to_model_input,
 )
 from .dit import PRESETS, DiT
-from .errors import InvalidRequest
+from .errors import InvalidRequest, MediaError
 from .model import ModelInfo, save_model
 from .text import load_text_encoder
 from .vae import VideoVAE
@@ -118,10 +118,14 @@ def _toyworld_shard(cfg: TrainConfig, buckets: list[Bucket], shard: int):
 
 
 def _folder_shard(dataset: VideoFolderDataset, shard: int, size: int):
+    """Clips of a video folder; a file that fails to decode is reported by the dataset and skipped."""
+    captions_of = {item.path: item.captions for item in dataset.items}
     for index in range(shard * size, min((shard + 1) * size, len(dataset))):
-        sample = dataset[index]
-        if sample is not None:
-            yield sample["bucket"], sample["video"], {"caption": sample["caption"]}
+        try:
+            sample = dataset[index]
+        except MediaError:
+            continue
+        yield sample["bucket"], sample["video"], captions_of[sample["path"]] or {"caption": ""}
 
 
 @torch.no_grad()
