@@ -191,6 +191,15 @@ def test_one_call_generate_and_the_summary(model_dir):
     assert image.frames.shape == (1, 32, 32, 3) and image.summary().startswith("32x32 image")
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_bf16_same_seed_same_video(model_dir):
+    pipe = Pipeline(model_dir, "cuda")
+    r = request(pipe, seed=1, size="64x64", frames=9)
+    a, b = pipe.generate(r)[0].frames, pipe.generate(r)[0].frames
+    assert a.device.type == "cpu" and a.shape == (9, 64, 64, 3) and torch.equal(a, b)
+
+
 # --- command line --------------------------------------------------------------------------------------
 
 def test_cli_writes_a_readable_mp4_and_says_what_it_made(model_dir, tmp_path, capsys):
@@ -210,9 +219,12 @@ def test_cli_several_prompts_and_an_image(model_dir, tmp_path, capsys):
     assert main(["generate", "a red ball", "a blue star", "--frames", "5", "-o", str(tmp_path / "clip-{i}.mp4"),
                  *args]) == 0
     assert [probe(tmp_path / f"clip-{i}.mp4")["num_frames"] for i in (1, 2)] == [5, 5]
-    assert main(["generate", "a green square", "--seconds", "0", "-o", str(tmp_path), *args]) == 0
-    assert read_image(tmp_path / "a-green-square.png").shape == (32, 32, 3)
-    assert "a-green-square.png" in capsys.readouterr().out
+    assert main(["generate", "a green square", "a green square", "--seconds", "0", "-o", str(tmp_path / "stills"),
+                 *args]) == 0                                   # a folder; duplicate slugs are numbered
+    assert read_image(tmp_path / "stills" / "a-green-square-2.png").shape == (32, 32, 3)
+    assert main(["generate", "a green square", "--seconds", "0", "-o", str(tmp_path / "still.mp4"), *args]) == 0
+    assert probe(tmp_path / "still.mp4")["num_frames"] == 1
+    assert "a-green-square-1.png" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args, starts", [

@@ -182,21 +182,20 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".gif", ".webp")
 
 
 def _output_paths(out: str | None, prompts: list[str], image: bool) -> list[Path]:
-    """Where each prompt's result goes: -o as given (one prompt), a pattern with {i} (1, 2, ...) or a folder;
-    by default a slug of the prompt. An image is a .png unless -o names a video file."""
+    """Where each prompt's result goes: -o as a file (one prompt), a pattern with {i} (1, 2, ...) or a folder
+    (a name without a suffix); by default a slug of the prompt. An image is a .png unless -o names a video."""
     from .errors import InvalidRequest
     from .pipeline import slug
-    ext = ".png" if image else ".mp4"
     if out and "{i}" in out:
         paths = [Path(out.replace("{i}", str(i))) for i in range(1, len(prompts) + 1)]
-    elif out and len(prompts) == 1 and not Path(out).is_dir():
+    elif out and Path(out).suffix and not Path(out).is_dir():
+        if len(prompts) > 1:
+            raise InvalidRequest("out", out, "a folder or a pattern with {i} (e.g. clip-{i}.mp4) for several prompts")
         paths = [Path(out)]
-    elif out and len(prompts) > 1 and Path(out).suffix:
-        raise InvalidRequest("out", out, "a folder or a pattern with {i} (e.g. clip-{i}.mp4) for several prompts")
     else:
         stems = [slug(p) for p in prompts]
         stems = [s if stems.count(s) == 1 else f"{s}-{i}" for i, s in enumerate(stems, 1)]
-        paths = [Path(out or ".") / (s + ext) for s in stems]
+        paths = [Path(out or ".") / (s + (".png" if image else ".mp4")) for s in stems]
     allowed = IMAGE_SUFFIXES + VIDEO_SUFFIXES if image else VIDEO_SUFFIXES
     for path in paths:
         if path.suffix.lower() not in allowed:
@@ -220,7 +219,7 @@ def cmd_generate(args) -> None:
     paths = _output_paths(args.out, args.prompt, image)
 
     pipeline = load_pipeline(args.model, args.device)
-    with tqdm(desc="sampling", unit="step", leave=False) as bar:
+    with tqdm(total=requests[0].steps, desc="sampling", unit="step", leave=False) as bar:
         def on_step(done, total):
             bar.total = total
             bar.update(done - bar.n)

@@ -157,7 +157,7 @@ def validate_request(prompt, *, negative="", seconds=None, frames=None, fps=None
     negative = _text("negative", "" if negative is None else negative, allow_empty=True)
 
     sampler = default("sampler") if sampler is None else sampler
-    if sampler not in SAMPLERS:
+    if not isinstance(sampler, str) or sampler not in SAMPLERS:
         raise InvalidRequest("sampler", sampler, " or ".join(SAMPLERS))
     steps = _number("steps", default("steps") if steps is None else steps, 1, 200,
                     "a whole number of sampling steps from 1 to 200", integer=True)
@@ -186,7 +186,7 @@ def validate_request(prompt, *, negative="", seconds=None, frames=None, fps=None
         per_frame = (width // SIDE_MULTIPLE) * (height // SIDE_MULTIPLE)
         latent_frames = max_tokens // per_frame
         fits = (f"at {width}x{height} at most {1 + 4 * (latent_frames - 1)} frames "
-                f"({4 * (latent_frames - 1) / fps:g} s at {fps:g} fps) fit" if latent_frames >= 1
+                f"({4 * (latent_frames - 1) / fps:.1f} s at {fps:g} fps) fit" if latent_frames >= 1
                 else f"even one frame at {width}x{height} needs {per_frame}")
         raise InvalidRequest("size", f"{width}x{height}, {frames} frames",
                              f"at most {max_tokens} latent tokens, and this needs {tokens} "
@@ -244,10 +244,11 @@ class Pipeline:
         self.dit, self.vae, self.info = dit, vae, info or ModelInfo()
         self.device = next(dit.parameters()).device
         self.text = text if text is not None else load_text_encoder(self.info.text_encoder, self.device)
-        text_dim = getattr(self.text, "dim", None)
-        if text_dim is not None and text_dim != dit.cfg.text_dim:
-            raise InvalidRequest("text_encoder", self.info.text_encoder, f"an encoder of width "
-                                 f"{dit.cfg.text_dim} for this transformer (this one gives {text_dim})")
+        # a mismatch would otherwise surface as a shape error deep inside the first forward pass
+        text_dim, expected = getattr(self.text, "dim", None), getattr(getattr(dit, "cfg", None), "text_dim", None)
+        if None not in (text_dim, expected) and text_dim != expected:
+            raise InvalidRequest("text_encoder", self.info.text_encoder, f"an encoder of width {expected} for "
+                                 f"this transformer (this one gives {text_dim})")
 
     def validate(self, prompt, **fields) -> Request:
         """validate_request() with this model's defaults and limits."""
