@@ -151,3 +151,20 @@ def test_fine_tune_from_a_model_folder_on_a_video_folder(vae_path, tmp_path):
     tuned_weights = weights(tuned)
     key = "blocks.0.attn.q.weight"
     assert torch.allclose(start[key].float(), tuned_weights[f"model.{key}"], atol=1e-5)
+
+
+def test_cli_trains_a_model_folder_that_generate_uses(vae_path, tmp_path, capsys):
+    from straightline.cli import main
+    from straightline.video_io import probe
+
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--preset", "tiny", "--vae", str(vae_path), "--resolutions", "32",
+                 "--image-resolutions", "32", "--aspects", "1:1", "--seconds", "0.5", "--fps", "8",
+                 "--cache-clips", "4", "--token-budget", "64", "--steps", "2", "--sample-every", "2"]) == 0
+    assert len(list((out / "samples").glob("step0000002_*.mp4"))) == 3      # preview videos
+    assert main(["generate", "a red ball", "--model", str(out), "--steps", "2", "--seed", "1",
+                 "-o", str(tmp_path / "ball.mp4")]) == 0
+    info = probe(tmp_path / "ball.mp4")
+    assert (info["width"], info["height"], info["num_frames"]) == (32, 32, 5)   # the run's defaults: 32 px, 0.5 s at 8 fps
+    assert main(["train", "--out", str(tmp_path / "bad"), "--cond-prob", "2"]) == 2
+    assert "cond_prob" in capsys.readouterr().err

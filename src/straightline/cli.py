@@ -122,6 +122,7 @@ def cmd_vae_recon(args) -> None:
 
 def cmd_vae_encode(args) -> None:
     from safetensors.torch import save_file
+
     from .vae import VideoVAE
     from .video_io import read_video
     video = read_video(args.input, fps=args.fps, max_frames=args.max_frames, size=_parse_size_arg(args.size))
@@ -135,6 +136,7 @@ def cmd_vae_encode(args) -> None:
 
 def cmd_vae_decode(args) -> None:
     from safetensors import safe_open
+
     from .vae import VideoVAE
     from .video_io import write_video
     with safe_open(args.input, "pt") as f:
@@ -161,6 +163,23 @@ def cmd_vae_stats(args) -> None:
     print(f"latent mean {[round(v, 3) for v in vae.latent_mean.tolist()]}")
     print(f"latent std  {[round(v, 3) for v in vae.latent_std.tolist()]}")
     print(f"updated {args.model}")
+
+
+def cmd_train(args) -> None:
+    from .train import TrainConfig, train
+    fields = ("preset", "vae", "text_encoder", "init", "fps", "cache_clips", "token_budget", "steps", "lr",
+              "warmup", "ema", "text_dropout", "cond_prob", "seed")
+    values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
+    for name in ("resolutions", "image_resolutions"):
+        if getattr(args, name) is not None:
+            values[name] = tuple(int(r) for r in getattr(args, name).split(",") if r)
+    if args.aspects:
+        values["aspects"] = tuple(args.aspects.split(","))
+    if args.seconds:
+        values["seconds"] = tuple(float(s) for s in args.seconds.split(","))
+    metrics = train(TrainConfig(**values), args.out, folder=args.folder, device=args.device,
+                    time_limit=args.time_limit, compile=args.compile, sample_every=args.sample_every)
+    print(json.dumps(metrics))
 
 
 def _parse_size_arg(text):
@@ -263,6 +282,39 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="cpu or cuda (default: cuda when available)")
     g.set_defaults(func=cmd_generate)
+
+    # training flags default to None: TrainConfig holds the defaults
+    t = sub.add_parser("train", help="train (or fine-tune) the diffusion transformer on ToyWorld or your videos",
+                       description="Train the diffusion transformer. Clips (ToyWorld, or --folder of videos with "
+                       "captions.jsonl or .txt sidecars) are encoded once by the frozen VAE into --out/cache; "
+                       "training reads those latents. Resumes exactly when --out holds a train state. --out is a "
+                       "model folder as soon as the first checkpoint is written (straightline generate --model "
+                       "OUT). Many processes: torchrun --nproc_per_node N -m straightline train ... (DDP).")
+    t.add_argument("--out", required=True, help="run folder (becomes a model folder)")
+    t.add_argument("--preset", choices=["tiny", "default", "S", "B", "L"], help="DiT size (default: default)")
+    t.add_argument("--init", help="start from this model folder's DiT ('default': the shipped model) to fine-tune")
+    t.add_argument("--folder", help="train on the videos and images in this folder instead of ToyWorld")
+    t.add_argument("--vae", help="frozen VAE folder (default: the shipped VAE)")
+    t.add_argument("--text-encoder", help="local Hugging Face encoder folder (default: all-MiniLM-L6-v2)")
+    t.add_argument("--resolutions", help="clip short sides, comma-separated (default 128)")
+    t.add_argument("--image-resolutions", help="extra 1-frame bucket short sides (default 128,256; '' for none)")
+    t.add_argument("--aspects", help="comma-separated (default 16:9,9:16,1:1,4:3)")
+    t.add_argument("--seconds", help="clip durations, comma-separated (default 1,2)")
+    t.add_argument("--fps", type=float, help="frame rate of training clips (default 12)")
+    t.add_argument("--cache-clips", type=int, help="ToyWorld clips in the latent cache (default 2000)")
+    t.add_argument("--token-budget", type=int, help="latent tokens per batch and process (default 1024)")
+    t.add_argument("--steps", type=int, help="total steps to train to")
+    t.add_argument("--lr", type=float, help="AdamW learning rate (default 3e-4)")
+    t.add_argument("--warmup", type=int, help="warm-up steps")
+    t.add_argument("--ema", type=float, help="EMA decay (default 0.999)")
+    t.add_argument("--text-dropout", type=float, help="share of empty captions, for guidance (default 0.1)")
+    t.add_argument("--cond-prob", type=float, help="share of clips with given frames (default 0.3)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
+    t.add_argument("--sample-every", type=int, default=1000, help="write preview videos every N steps (0: never)")
+    t.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    t.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many seconds")
+    t.set_defaults(func=cmd_train)
 
     world = sub.add_parser("world", help="ToyWorld: render scenes from a prompt or a seed, export datasets",
                            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)

@@ -301,7 +301,10 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
     if compile:
         net = torch.compile(net, dynamic=False)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    info = ModelInfo(text_encoder=cfg.text_encoder, trained={
+    # generation defaults: the shape the model was trained on
+    defaults = {"fps": cfg.fps, "resolution": cfg.resolutions[0], "aspect": cfg.aspects[0],
+                "seconds": max(cfg.seconds, default=0.0)}
+    info = ModelInfo(text_encoder=cfg.text_encoder, defaults=defaults, trained={
         "fps": cfg.fps, "resolutions": list(cfg.resolutions), "aspects": list(cfg.aspects),
         "seconds": list(cfg.seconds), "image_resolutions": list(cfg.image_resolutions), "recipe": asdict(cfg)})
 
@@ -357,7 +360,7 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
     return metrics
 
 
-def write_previews(folder: Path, step: int, ema, vae, text_encoder, info, seconds: float = 2.0) -> None:
+def write_previews(folder: Path, step: int, ema, vae, text_encoder, info) -> None:
     """A few fixed prompts sampled with the EMA model, written as mp4 (the same seed every time, so
     previews of successive steps are comparable)."""
     from .pipeline import Pipeline, validate_request
@@ -365,6 +368,6 @@ def write_previews(folder: Path, step: int, ema, vae, text_encoder, info, second
 
     folder.mkdir(parents=True, exist_ok=True)
     pipe = Pipeline(dit=ema, vae=vae, text=text_encoder, info=info, device=next(ema.parameters()).device)
-    requests = [validate_request(p, seconds=seconds, seed=i, info=info) for i, p in enumerate(PREVIEW_PROMPTS)]
+    requests = [validate_request(p, seed=i, info=info) for i, p in enumerate(PREVIEW_PROMPTS)]
     for i, result in enumerate(pipe.generate(requests)):
         write_video(folder / f"step{step:07d}_{i}.mp4", result.frames, fps=result.fps)
