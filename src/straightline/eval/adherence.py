@@ -1,0 +1,401 @@
+"""Prompt adherence and framing of a text-to-video model, measured in ToyWorld, where the truth is known.
+
+    cases = prompt_set(200, "heldout")                  # [(prompt, scene)]: captions of scenes training never drew
+    rows = evaluate(pipeline, cases, steps=20, cfg=5)   # accuracy per split and attribute, n, 95% Wilson interval
+    rows = framing(pipeline, cases[:20])                # objects in view: native 16:9 / 9:16 vs a cropped square
+
+A generated clip is read back from its pixels alone by world.perception and compared with the scene its prompt
+describes (`score`):
+
+    reference   the scene is rendered at the clip's size, frame rate and length. Its ground truth says what a
+                faithful clip shows: an object is *in view* when it is fully visible (>= 99%) in at least 3
+                frames (all frames for shorter clips), *partly seen* when it is visible in some frame but not in
+                view, and unseen otherwise (it slid out, or hides behind another).
+    matching    a perceived track is the object of its colour (perception gives one track per palette colour,
+                and a scene's objects have distinct colours). In-view objects left without a track then take the
+                left-over track whose centre, at the object's first in-view frame, is nearest the object's
+                true centre there; nearest pairs first, with no distance limit: medium prompts do not say where
+                an object is, so position only decides which wrong-coloured track stands for which object.
+    attributes  per in-view object:
+                  color      a track of its colour was found
+                  shape      its track's voted shape is the object's shape
+                  motion     motion_of's word for its track is the object's motion; static camera only (a pan
+                             reads as a slide, a zoom as grow or shrink). An extra beyond the brief's five: on
+                             ground truth it is right ~97% (bounce and fall are the hard pair)
+                  direction  only for motions with a direction (slide, bounce, orbit, spin) and a static camera
+                             (a pan moves everything on screen), read from its track *given* the true motion,
+                             so a wrong motion word does not also count as a wrong direction:
+                               slide   8-way heading of the least-squares velocity (>= MIN_SPEED)
+                               bounce  sign of the horizontal velocity (>= MIN_SPEED)
+                               orbit   sign of the area the track sweeps around its mean point
+                               spin    sign of the rotation rate of the shape's outline (>= 0.2 rev/s); not
+                                       scored where the frame rate aliases it (fps <= 2 x symmetry x rate)
+                             Slide and bounce velocities are fitted over the first second, up to the object's
+                             first collision or wall bounce (which change it); fewer than 3 frames there: not
+                             scored.
+                per clip:
+                  count      in-view objects <= perceived tracks <= in-view + partly seen objects
+                  background identify_background(clip) is the scene's background
+
+Scenes come from seeds far above any training stream (data.ToyWorldDataset draws seed << 40 + k, k counting
+samples), so "train" cases are new scenes of the training distribution and "heldout" cases put one of the
+world's HELD_OUT (colour, shape, motion) triples in the first object. Both splits use the same seeds, so they
+share backgrounds and scenarios and differ in the held-out object: a paired comparison.
+"""
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from ..request import parse_aspect
+from ..world import captions, render, sample_scene, simulate, vocab
+from ..world.perception import (
+    SYMMETRY,
+    _spin_rate,  # private, but the one reading of a shape's rotation rate: both must agree
+    identify_background,
+    motion_of,
+    perceive,
+)
+from ..world.scene import Scene, is_held_out
+
+SEED_BASE = 1 << 39          # scene seeds of evaluation cases; training streams start at seed << 40
+ATTRIBUTES = ("color", "shape", "motion", "direction", "count", "background")
+DIRECTED = ("slide", "bounce", "orbit", "spin")
+MIN_SPEED = 0.05             # short sides per second: under half the slowest slide (0.12), a track did not move
+MIN_SPIN = 0.2               # revolutions per second (motion_of's threshold between still and spin)
+MIN_TRAVEL = 0.03            # short sides an orbiting track must move (perception's STILL_RADIUS)
+FIT_SECONDS = 1.0            # slide and bounce velocities are fitted over the first second at most
+
+
+class Case(NamedTuple):
+    prompt: str
+    scene: Scene
+
+
+# --- 1. prompts -------------------------------------------------------------------------------------------
+
+def case_scene(scene_seed: int, split: str, aspect: float, seconds: float, camera: str | None) -> Scene:
+    """The scene of an evaluation case: sample_scene, then the camera replaced when `camera` is given (the
+    camera is drawn before the objects and moves nothing in the world, so the objects stay as drawn)."""
+    scene = sample_scene(scene_seed, aspect=aspect, duration=seconds, split=split)
+    if camera is not None:
+        scene.camera = camera
+    return scene
+
+
+def prompt_set(n: int, split: str = "train", *, seed: int = 0, level: str = "medium", aspect="16:9",
+               seconds: float = 2.0, camera: str | None = "static") -> list[Case]:
+    """Deterministic evaluation prompts with the scenes they describe.
+
+    Args:
+        n: number of cases.
+        split: "train" (in-distribution scenes, never a HELD_OUT triple) or "heldout" (a HELD_OUT triple in
+            the first object).
+        seed: which set; sets of different seeds share no scene.
+        level: caption level of the prompt: "short", "medium" or "long". "medium" names every object's colour,
+            shape, motion and direction and the background; "short" names one object.
+        aspect: the aspect ratio scenes are framed for ("16:9", "9:16", "1:1" or width / height).
+        seconds: scene duration; generate clips of the same length.
+        camera: "static" (default) gives every scene a static camera, so on-screen motion is world motion and
+            every direction can be scored; None keeps the drawn camera (40% of scenes pan or zoom, and those
+            get no direction score); any vocab.CAMERAS value forces that move.
+    Returns:
+        [Case(prompt, scene)]; the same arguments give the same cases.
+    """
+    if split not in ("train", "heldout"):
+        raise ValueError(f"split={split!r}: expected 'train' or 'heldout'")
+    if camera is not None and camera not in vocab.CAMERAS:
+        raise ValueError(f"camera={camera!r}: expected None or one of {', '.join(vocab.CAMERAS)}")
+    aspect = parse_aspect(aspect)
+    cases = []
+    for i in range(n):
+        scene = case_scene(SEED_BASE + (seed << 24) + i, split, aspect, seconds, camera)
+        cases.append(Case(captions(scene)[level], scene))
+    return cases
+
+
+def split_of(scene: Scene) -> str:
+    """"heldout" if the first object is a HELD_OUT triple (train scenes never contain one), else "train"."""
+    return "heldout" if scene.objects and is_held_out(scene.objects[0]) else "train"
+
+
+# --- 2. scoring one clip ----------------------------------------------------------------------------------
+
+def _slope(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Least-squares slope of y (N, ...) over t (N,)."""
+    t = t - t.mean()
+    return (t.reshape(-1, *[1] * (y.ndim - 1)) * (y - y.mean(0))).sum(0) / (t * t).sum().clamp(min=1e-12)
+
+
+def _fit_window(scene: Scene, i: int, times: torch.Tensor, events: list[dict]) -> torch.Tensor:
+    """(T,) bool: frames before object i's first collision or wall bounce, within the first FIT_SECONDS."""
+    hits = [e["t"] for e in events if (e["type"] == "collision" and i in e["objects"])
+            or (e["type"] == "bounce" and e["object"] == i and e["on"] == "wall")]
+    end = min([FIT_SECONDS + float(times[0])] + hits)
+    return times < end
+
+
+def _direction(track, o, fps: float, short_side: int, window: torch.Tensor) -> str | None:
+    """The direction word of `track`, read as the object's true motion `o.motion` (None: it did not move)."""
+    seen = track.present & window
+    if seen.sum() < 3:
+        return None
+    t = torch.nonzero(seen)[:, 0].double() / fps
+    xy = track.center[seen].double() / short_side * torch.tensor([1.0, -1.0])     # short sides, y up
+    if o.motion in ("slide", "bounce"):
+        velocity = _slope(t, xy)
+        if o.motion == "bounce":
+            vx = float(velocity[0])
+            return None if abs(vx) < MIN_SPEED else ("right" if vx > 0 else "left")
+        if float(velocity.norm()) < MIN_SPEED:
+            return None
+        heading = math.atan2(float(velocity[1]), float(velocity[0]))
+        return min(vocab.DIRECTIONS, key=lambda d: abs(math.remainder(
+            heading - math.atan2(vocab.DIRECTIONS[d][1], vocab.DIRECTIONS[d][0]), 2 * math.pi)))
+    if o.motion == "orbit":
+        if float((xy - xy[0]).norm(dim=1).max()) < MIN_TRAVEL:
+            return None
+        # twice the signed area of the fan from the mean point: an arc turns around its inner side, so every
+        # triangle has the arc's orientation (> 0 counter-clockwise, y up)
+        rel = xy - xy.mean(0)
+        area = float((rel[:-1, 0] * rel[1:, 1] - rel[1:, 0] * rel[:-1, 1]).sum())
+        return "counterclockwise" if area > 0 else "clockwise"
+    rate = _spin_rate(track, fps)          # revolutions per second, counter-clockwise positive
+    return None if abs(rate) < MIN_SPIN else ("counterclockwise" if rate > 0 else "clockwise")
+
+
+def _direction_measurable(o, fps: float) -> bool:
+    if o.motion == "spin":     # sampling a rotation with k-fold symmetry aliases unless fps > 2 k rate
+        return fps > 2 * SYMMETRY[o.shape] * vocab.SPIN_RATE[o.speed]
+    return o.motion in DIRECTED
+
+
+def _match(tracks: list, scene: Scene, clip, in_view: list[int]) -> dict[int, int]:
+    """Object index -> track index: by colour, then nearest start position (see the module docstring)."""
+    by_color = {t.color: k for k, t in enumerate(tracks)}
+    match = {i: by_color[o.color] for i, o in enumerate(scene.objects) if o.color in by_color}
+    free = [k for k in range(len(tracks)) if k not in match.values()]
+    pairs = []
+    for i in (i for i in in_view if i not in match):
+        first = int(torch.nonzero(clip.visible[i] >= 0.99)[0, 0])
+        for k in free:
+            seen = torch.nonzero(tracks[k].present)[:, 0]
+            nearest = int(seen[(seen - first).abs().argmin()])
+            pairs.append((float((tracks[k].center[nearest] - clip.center[i, first]).norm()), i, k))
+    for _, i, k in sorted(pairs):
+        if i not in match and k not in match.values():
+            match[i] = k
+    return match
+
+
+def score(frames, fps: float, scene: Scene) -> dict:
+    """How well a clip shows a scene, from its pixels alone.
+
+    Args:
+        frames: uint8 (T, H, W, 3) tensor or array: a generated clip (or any video).
+        fps: its frame rate (motion is read in seconds).
+        scene: the scene its prompt describes (from prompt_set).
+    Returns:
+        {"objects": [{"object": i, "color": bool, "shape": bool, "motion": bool, "direction": bool or None}]
+         for each in-view object (direction None where it is not scored), "count": bool, "background": bool,
+         "tracks": number of perceived tracks, "expected": (in-view, in-view + partly seen) objects}.
+    """
+    frames = torch.as_tensor(frames)
+    T, H, W, _ = frames.shape
+    short_side = min(H, W)
+    clip = render(scene, W, H, fps=fps, num_frames=T)
+    full = (clip.visible >= 0.99).sum(dim=1)                                   # (N,) frames fully in view
+    in_view = [i for i in range(len(scene.objects)) if int(full[i]) >= min(3, T)]
+    partly = [i for i in range(len(scene.objects)) if i not in in_view and float(clip.visible[i].max()) > 0]
+    tracks = perceive(frames)
+    match = _match(tracks, scene, clip, in_view)
+    events = simulate(scene, until=float(clip.times[-1])).events if scene.camera == "static" else []
+    objects = []
+    for i in in_view:
+        o, k = scene.objects[i], match.get(i)
+        track = tracks[k] if k is not None else None
+        direction = None
+        if scene.camera == "static" and _direction_measurable(o, fps):
+            window = _fit_window(scene, i, clip.times, events) if o.motion in ("slide", "bounce") \
+                else torch.ones(T, dtype=torch.bool)
+            reference_frames = int((window & (clip.visible[i] > 0)).sum())
+            if reference_frames >= 3:        # the truth itself shows enough of the motion to read it
+                direction = track is not None and _direction(track, o, fps, short_side, window) == o.direction
+        objects.append({"object": i, "color": track is not None and track.color == o.color,
+                        "shape": track is not None and track.shape == o.shape,
+                        "motion": None if scene.camera != "static" else
+                        track is not None and motion_of(track, fps, short_side)["motion"] == o.motion,
+                        "direction": direction})
+    return {"objects": objects, "count": len(in_view) <= len(tracks) <= len(in_view) + len(partly),
+            "background": identify_background(frames) == scene.background, "tracks": len(tracks),
+            "expected": (len(in_view), len(in_view) + len(partly))}
+
+
+# --- 3. accuracy tables -----------------------------------------------------------------------------------
+
+def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (95% for z = 1.96); (0, 1) when n = 0. Unlike the
+    normal approximation it stays inside [0, 1] and is sound near 0% and 100% and for small n."""
+    if n == 0:
+        return 0.0, 1.0
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def accuracy_table(scored: list[tuple[str, dict]]) -> list[dict]:
+    """[(split, score(...))] -> rows {"split", "attribute", "correct", "n", "accuracy", "low", "high"} for every
+    split present and ATTRIBUTES, plus a "heldout: novel object" split scoring only the first object of
+    held-out scenes (the one carrying the held-out triple) on its per-object attributes."""
+    tallies: dict[tuple[str, str], list[int]] = {}
+
+    def add(split, attribute, value):
+        if value is not None:
+            tally = tallies.setdefault((split, attribute), [0, 0])
+            tally[0] += bool(value)
+            tally[1] += 1
+
+    for split, s in scored:
+        for o in s["objects"]:
+            for attribute in ("color", "shape", "motion", "direction"):
+                add(split, attribute, o[attribute])
+                if split == "heldout" and o["object"] == 0:
+                    add("heldout: novel object", attribute, o[attribute])
+        add(split, "count", s["count"])
+        add(split, "background", s["background"])
+    rows = []
+    for split in dict.fromkeys(split for split, _ in tallies):
+        for attribute in ATTRIBUTES:
+            correct, n = tallies.get((split, attribute), (0, 0))
+            if n == 0 and split.endswith("novel object") and attribute in ("count", "background"):
+                continue
+            low, high = wilson(correct, n)
+            rows.append({"split": split, "attribute": attribute, "correct": correct, "n": n,
+                         "accuracy": correct / n if n else float("nan"), "low": low, "high": high})
+    return rows
+
+
+def _validate(pipeline, prompt: str, fields: dict):
+    # imported here: scoring and prompt sets need no model code
+    from ..pipeline import validate_request
+    return validate_request(prompt, info=pipeline.info, **fields)
+
+
+def evaluate(pipeline, cases: list[Case], *, batch: int = 8, seed: int = 0, progress=None,
+             **request_fields) -> list[dict]:
+    """Generate every case's prompt and score the clip against its scene.
+
+    Args:
+        pipeline: a pipeline.Pipeline (anything with `.info` and `.generate(list[Request]) -> list[Result]`).
+        cases: from prompt_set; splits may be mixed (each case's split is read from its scene, split_of).
+        batch: requests per generate call (requests of one shape run as one batch).
+        seed: case k is generated with seed + k, so a run can be repeated exactly.
+        progress: called as progress(done, total) after each batch.
+        request_fields: validate_request fields (steps, cfg, fps, resolution, sampler, negative, ...). aspect
+            and seconds default to the scene's, which the prompt was written for.
+    Returns:
+        accuracy_table rows: per split and attribute, correct, n, accuracy and its 95% Wilson interval.
+    """
+    scored = []
+    for start in range(0, len(cases), batch):
+        chunk = cases[start:start + batch]
+        requests = [_validate(pipeline, prompt, {"aspect": scene.aspect, "seconds": scene.duration,
+                                                  "seed": seed + start + j, **request_fields})
+                    for j, (prompt, scene) in enumerate(chunk)]
+        for (prompt, scene), result in zip(chunk, pipeline.generate(requests)):
+            scored.append((split_of(scene), score(result.frames, result.fps, scene)))
+        if progress:
+            progress(len(scored), len(cases))
+    return accuracy_table(scored)
+
+
+# --- 4. framing -------------------------------------------------------------------------------------------
+
+def centre_crop(frames: torch.Tensor, aspect: float) -> torch.Tensor:
+    """uint8 (T, H, W, 3) -> the largest centred crop with width / height = aspect (rounded to pixels)."""
+    H, W = frames.shape[1:3]
+    w, h = (W, round(W / aspect)) if W / H < aspect else (round(H * aspect), H)
+    y0, x0 = (H - h) // 2, (W - w) // 2
+    return frames[:, y0:y0 + h, x0:x0 + w]
+
+
+def in_view_frames(frames) -> tuple[int, int, int]:
+    """(frames where every perceived object is present and its box clear of the frame edge, frames,
+    perceived objects). A clip with no perceived object has no frames to judge: (0, 0, 0)."""
+    frames = torch.as_tensor(frames)
+    H, W = frames.shape[1:3]
+    tracks = perceive(frames)
+    if not tracks:
+        return 0, 0, 0
+    good = torch.ones(len(frames), dtype=torch.bool)
+    for t in tracks:
+        x0, y0, x1, y1 = t.bbox.unbind(-1)          # NaN where not seen: comparisons are False
+        good &= t.present & (x0 > 0) & (y0 > 0) & (x1 < W) & (y1 < H)
+    return int(good.sum()), len(frames), len(tracks)
+
+
+def framing(pipeline, cases, *, aspects=("16:9", "9:16"), batch: int = 8, seed: int = 0,
+            square_side: int | None = None, reference: bool = True, progress=None, **request_fields) -> list[dict]:
+    """Framing of native-aspect generation vs a centre crop of a square generation, for the same prompts.
+
+    For every prompt and aspect, the clip generated at that aspect (aspect + resolution as requested) is
+    compared with a square clip of side `square_side` (default: the native clip's long side, so the crop has
+    exactly the native clip's size and short side) cropped about its centre to the aspect, both with the same
+    seed. A frame is well framed when every object perceived in the clip is present in it with its box clear
+    of the frame edge (an object that slid out or hides behind another counts against it, in both arms alike).
+
+    Args:
+        pipeline: as for evaluate.
+        cases: from prompt_set, or plain prompt strings (no reference rows then).
+        aspects: the aspect ratios to compare.
+        square_side: side of the square generation in pixels (a multiple of 16).
+        reference: also score ToyWorld's own renders of each case's scene, framed for the aspect (native)
+            and for 1:1 (square crop): what a model that learned the world exactly would give.
+        request_fields: validate_request fields (resolution, seconds, fps, steps, cfg, ...); seconds default
+            to the scene's.
+    Returns:
+        rows {"aspect", "source": "model" or "reference", "method": "native" or "square crop", "size",
+        "in_view", "frames", "fraction", "clips", "empty_clips", "objects"}.
+    """
+    tallies: dict[tuple, list] = {}
+
+    def add(aspect, source, method, frames):
+        size = f"{frames.shape[2]}x{frames.shape[1]}"
+        tally = tallies.setdefault((aspect, source, method), [size, 0, 0, 0, 0, 0])
+        good, total, objects = in_view_frames(frames)
+        tally[1:] = [tally[1] + good, tally[2] + total, tally[3] + 1, tally[4] + (objects == 0), tally[5] + objects]
+
+    cases = [(c, None) if isinstance(c, str) else c for c in cases]
+    jobs = []           # (case index, aspect name, aspect, method, request fields)
+    for k, (prompt, scene) in enumerate(cases):
+        for name in aspects:
+            aspect = parse_aspect(name)
+            fields = {"seconds": scene.duration} if scene is not None else {}
+            fields.update(request_fields, seed=seed + k)
+            native = _validate(pipeline, prompt, {**fields, "aspect": aspect})
+            side = square_side or max(native.width, native.height)
+            square = {key: v for key, v in fields.items() if key not in ("aspect", "resolution", "size")}
+            pixel_aspect = native.width / native.height     # the crop matches the native clip's rounded sides
+            jobs.append((k, name, pixel_aspect, "native", native))
+            jobs.append((k, name, pixel_aspect, "square crop",
+                         _validate(pipeline, prompt, {**square, "size": (side, side)})))
+    for start in range(0, len(jobs), batch):
+        chunk = jobs[start:start + batch]
+        for (k, name, aspect, method, _), result in zip(chunk, pipeline.generate([j[4] for j in chunk])):
+            frames = result.frames if method == "native" else centre_crop(result.frames, aspect)
+            add(name, "model", method, frames)
+            scene = cases[k][1]
+            if reference and scene is not None and scene.seed is not None:
+                world_aspect = aspect if method == "native" else 1.0
+                framed = case_scene(scene.seed, split_of(scene), world_aspect, scene.duration, scene.camera)
+                T, H, W, _ = result.frames.shape
+                clip = render(framed, W, H, fps=result.fps, num_frames=T).frames
+                add(name, "reference", method, clip if method == "native" else centre_crop(clip, aspect))
+        if progress:
+            progress(min(start + batch, len(jobs)), len(jobs))
+    return [{"aspect": aspect, "source": source, "method": method, "size": size, "in_view": good, "frames": total,
+             "fraction": good / total if total else float("nan"), "clips": clips, "empty_clips": empty,
+             "objects": objects}
+            for (aspect, source, method), (size, good, total, clips, empty, objects) in sorted(tallies.items())]
