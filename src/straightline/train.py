@@ -260,6 +260,15 @@ def _distributed() -> tuple[int, int]:
     return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
 
 
+def _should_stop(mine: bool, world: int, device) -> bool:
+    """Stop when any rank wants to: ranks that disagreed would wait for each other's gradients for ever."""
+    if world == 1:
+        return mine
+    flag = torch.tensor([float(mine)], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
 def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float | None = None,
           compile: bool = False, log_every: int = 50, sample_every: int = 1000, ckpt_every: int = 250,
           progress: bool = True) -> dict:
@@ -311,7 +320,7 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
     start, metrics, logged = time.perf_counter(), {}, []
     bar = tqdm(total=cfg.steps, initial=step, desc="dit", unit="step", disable=not progress or rank != 0)
     while step < cfg.steps:
-        if time_limit is not None and time.perf_counter() - start > time_limit:
+        if _should_stop(time_limit is not None and time.perf_counter() - start > time_limit, world, device):
             break
         step_rng = random.Random(f"step/{cfg.seed}/{step}")
         rank_rng = random.Random(f"step/{cfg.seed}/{step}/{rank}")
