@@ -1,0 +1,162 @@
+"""Prompt adherence, framing and speed of a text-to-video model, on ToyWorld prompts whose scenes are known.
+
+    python benchmarks/bench_generate.py --model default --n 200 --seconds 1 --fps 12 --resolution 128 --steps 20 --cfg 5
+
+Adherence: n in-distribution prompts ("train": new scenes of the training distribution) and n held-out ones
+(the first object is a HELD_OUT colour x shape x motion triple), medium captions, static camera, each
+generated once (seed = case index) and read back from its pixels by world.perception; the scoring rules are
+in straightline/eval/adherence.py. "heldout: novel object" scores only the held-out object. Cells are accuracy
+(95% Wilson interval, n). Motion is an extra column (motion words from short clips are ~97% right on ground
+truth).
+
+Framing: the first --framing-n prompts at 16:9 and 9:16, generated at that aspect vs as a square of the long
+side centre-cropped to it (same seed, same output size); the share of frames in which every perceived object
+is in view with its box clear of the frame edge. "reference" rows score ToyWorld's own renders framed the
+same way: what a model that learned the world exactly would give.
+
+Speed: a 2-second clip at --resolution and a 4-second clip at twice it (the model's default aspect), one
+warm-up, then the median of --repeats runs of each phase (text encoding, sampling, decoding); every run has a
+new prompt, so text encoding is not a cache hit (the empty negative prompt of guidance is, as in service).
+
+Prints Markdown tables. Runs with torch's thread count as set (OMP_NUM_THREADS=1 on a shared 2-core machine).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+from straightline.eval.adherence import evaluate, framing, prompt_set
+from straightline.pipeline import Pipeline
+
+COLUMNS = ("color", "shape", "direction", "count", "background", "motion")
+HEADINGS = {"color": "colour", "shape": "shape", "direction": "direction", "count": "count (clips)",
+            "background": "background (clips)", "motion": "motion (extra)"}
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def hardware(device: str) -> str:
+    cpu = f"{cpu_name()} ({os.cpu_count()} logical cores), torch threads: {torch.get_num_threads()}"
+    gpu = f"; {torch.cuda.get_device_name(device)}" if device.startswith("cuda") else ""
+    load = f"; load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    return f"{cpu}{gpu}; torch {torch.__version__}, Python {platform.python_version()}{load}"
+
+
+def progress(what: str):
+    start = time.perf_counter()
+
+    def report(done, total):
+        print(f"\r{what}: {done}/{total} ({time.perf_counter() - start:.0f} s)", end="\n" if done == total else "",
+              file=sys.stderr, flush=True)
+    return report
+
+
+def cell(row) -> str:
+    if row is None or row["n"] == 0:
+        return "-"
+    return f"{100 * row['accuracy']:.1f}% ({100 * row['low']:.1f}–{100 * row['high']:.1f}, n={row['n']})"
+
+
+def adherence_table(rows) -> str:
+    by = {(r["split"], r["attribute"]): r for r in rows}
+    lines = ["| split | " + " | ".join(HEADINGS[c] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for split in dict.fromkeys(r["split"] for r in rows):
+        lines.append(f"| {split} | " + " | ".join(cell(by.get((split, c))) for c in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def framing_table(rows) -> str:
+    lines = ["| aspect | source | method | size | frames in view | clips (no object seen) | objects per clip |",
+             "|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["aspect"], r["source"] != "model", r["method"])):
+        share = f"{100 * r['fraction']:.1f}% ({r['in_view']}/{r['frames']})" if r["frames"] else "-"
+        lines.append(f"| {r['aspect']} | {r['source']} | {r['method']} | {r['size']} | {share} | "
+                     f"{r['clips']} ({r['empty_clips']}) | {r['objects'] / max(r['clips'], 1):.2f} |")
+    return "\n".join(lines)
+
+
+def timing(pipe, prompts: list[str], seconds: float, resolution: int, args) -> dict:
+    """Median phase times over prompts[1:] after a warm-up on prompts[0]. Each run has its own prompt: the text
+    encoder caches embeddings, and a repeated prompt would time a cache hit."""
+    requests = [pipe.validate(prompt, seconds=seconds, resolution=resolution, fps=args.fps, steps=args.steps,
+                              cfg=args.cfg, seed=0) for prompt in prompts]
+    pipe.generate(requests[0])                                       # warm-up: allocator, first calls
+    runs = [pipe.generate(request)[0].timings for request in requests[1:]]
+    phases = {key: statistics.median(run[key] for run in runs) for key in ("text_s", "sampling_s", "decode_s",
+                                                                           "total_s")}
+    first = requests[0]
+    return {"size": f"{first.width}x{first.height}", "frames": first.frames, "tokens": first.latent_tokens, **phases}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="default", help='"default" (the shipped model) or a model folder')
+    parser.add_argument("--n", type=int, default=200, help="prompts per split (train and heldout)")
+    parser.add_argument("--seconds", type=float, default=1.0, help="clip length for adherence and framing")
+    parser.add_argument("--fps", type=float, default=12)
+    parser.add_argument("--resolution", type=int, default=128, help="short side in pixels")
+    parser.add_argument("--aspect", default="16:9", help="aspect ratio of the adherence prompts' scenes")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--cfg", type=float, default=5.0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, default=8, help="requests per generate call")
+    parser.add_argument("--framing-n", type=int, default=40, help="prompts for the framing table")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up (median)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["adherence", "framing", "timing", "long"],
+                        help='sections to leave out ("long": the 4-second clip at twice the resolution)')
+    args = parser.parse_args()
+
+    pipe = Pipeline(args.model, args.device)
+    params = sum(p.numel() for p in pipe.dit.parameters()) / 1e6
+    vae_params = sum(p.numel() for p in pipe.vae.parameters()) / 1e6
+    print(f"# Generation benchmark: model `{args.model}`\n")
+    print(f"{datetime.date.today()}; device {args.device}; {hardware(args.device)}.  ")
+    trained = json.dumps(pipe.info.trained) if pipe.info.trained else "not recorded"
+    print(f"DiT {params:.2f}M parameters ({pipe.dit.cfg.dim} wide, {pipe.dit.cfg.depth} blocks), VAE "
+          f"{vae_params:.2f}M, text encoder {pipe.info.text_encoder}; trained on: {trained}.  ")
+    print(f"Generation: {args.steps} {pipe.info.default('sampler')} steps, cfg {args.cfg:g}, {args.fps:g} fps.\n")
+
+    fields = {"resolution": args.resolution, "fps": args.fps, "steps": args.steps, "cfg": args.cfg}
+    if "adherence" not in args.skip:
+        cases = (prompt_set(args.n, "train", aspect=args.aspect, seconds=args.seconds)
+                 + prompt_set(args.n, "heldout", aspect=args.aspect, seconds=args.seconds))
+        start = time.perf_counter()
+        rows = evaluate(pipe, cases, batch=args.batch, progress=progress("adherence"), **fields)
+        print(f"## Prompt adherence\n\n{args.n} prompts per split (medium captions, static camera), {args.aspect} "
+              f"at short side {args.resolution} px, {args.seconds:g} s; {time.perf_counter() - start:.0f} s in all.\n")
+        print(adherence_table(rows) + "\n")
+    if "framing" not in args.skip:
+        cases = prompt_set(args.framing_n, "train", seconds=args.seconds)
+        rows = framing(pipe, cases, batch=args.batch, progress=progress("framing"), **fields)
+        print(f"## Framing\n\n{args.framing_n} prompts, each at 16:9 and 9:16: native generation vs a square of the "
+              f"long side cropped to the same size; frames in which every perceived object is fully in view.\n")
+        print(framing_table(rows) + "\n")
+    if "timing" not in args.skip:
+        clips = [(2.0, args.resolution)] + ([] if "long" in args.skip else [(4.0, 2 * args.resolution)])
+        print(f"## Speed\n\nOne clip per run ({pipe.info.default('aspect')}, batch 1), median of {args.repeats} "
+              f"after a warm-up; seconds per phase.\n")
+        print("| clip | size | frames | latent tokens | text | sampling | decoding | total |")
+        print("|---|---|---|---|---|---|---|---|")
+        for k, (seconds, resolution) in enumerate(clips):
+            # prompts no other section used (prompt sets of other seeds share no scene)
+            prompts = [c.prompt for c in prompt_set(args.repeats + 1, "train", seed=1000 + k)]
+            t = timing(pipe, prompts, seconds, resolution, args)
+            print(f"| {seconds:g} s at {resolution} px | {t['size']} | {t['frames']} | {t['tokens']} | "
+                  f"{t['text_s']:.3f} | {t['sampling_s']:.2f} | {t['decode_s']:.2f} | {t['total_s']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
