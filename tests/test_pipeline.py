@@ -44,7 +44,7 @@ def request(pipe, prompt="a red ball bouncing", **fields):
     ({"size": "64x48", "aspect": "16:9"}, "size", "not both"),
     ({"size": "4096x16"}, "size", "from 16 to 2048"),
     ({"resolution": 100}, "resolution", "multiple of 16"),
-    ({"size": "512x512", "seconds": 10}, "size", "reduce the size or the duration"),
+    ({"size": "1024x1024", "seconds": 2}, "size", "reduce the size or the duration"),
     ({"fps": 0}, "fps", "from 1 to 60"),
     ({"fps": 61}, "fps", "from 1 to 60"),
     ({"steps": 0}, "steps", "from 1 to 200"),

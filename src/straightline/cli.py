@@ -15,6 +15,13 @@ from .errors import StraightlineError
 
 EXAMPLES = """examples:
   straightline generate "a red ball bouncing on a wooden floor" --seconds 4 --aspect 9:16 --seed 7
+  straightline generate "a red ball bouncing on a wooden floor" --seconds 30
+  straightline generate "the ball rolls to the right" --image first.png --end-image last.png
+  straightline image "a red ball on a wooden floor" --size 512x288
+  straightline extend in.mp4 "the ball keeps bouncing" --seconds 4 --direction forward
+  straightline connect a.mp4 b.mp4 --seconds 2
+  straightline loop "a red ball bouncing"          (or: straightline loop in.mp4)
+  straightline edit in.mp4 "a blue ball bouncing" --strength 0.6
   straightline generate "a blue star slides left" "a green square falls" --model runs/dit -o "clip-{i}.mp4"
   straightline world render "a red ball bouncing on a wooden floor" -o ball.mp4
   straightline world render "a small blue star slides left over a sunset sky" --aspect 9:16 --resolution 256 -o star.mp4
@@ -222,20 +229,27 @@ def _output_paths(out: str | None, prompts: list[str], image: bool) -> list[Path
     return paths
 
 
-def cmd_generate(args) -> None:
+def _output_path(out: str | None, stem: str, image: bool = False) -> Path:
+    """-o as a file, or a folder (a name without a suffix) to put `stem` in; by default `stem` here."""
+    from .errors import InvalidRequest
+    path = Path(out) if out and Path(out).suffix and not Path(out).is_dir() else \
+        Path(out or ".") / (stem + (".png" if image else ".mp4"))
+    allowed = IMAGE_SUFFIXES + VIDEO_SUFFIXES if image else VIDEO_SUFFIXES
+    if path.suffix.lower() not in allowed:
+        raise InvalidRequest("out", str(path), "a file name ending in " + ", ".join(dict.fromkeys(allowed)))
+    return path
+
+
+SAMPLING_FIELDS = ("negative", "fps", "aspect", "resolution", "size", "steps", "cfg", "seed", "sampler")
+
+
+def _run_and_write(args, requests, paths) -> None:
+    """Generate (loading the model only now: a typo fails in a second, not after the weights load), write
+    each result and say where it went and what it is."""
     from tqdm import tqdm
 
-    from .model import load_info
-    from .pipeline import load_pipeline, validate_request
+    from .pipeline import load_pipeline
     from .video_io import write_image, write_video
-
-    # validate everything before loading the model: a typo fails in a second, not after the weights load
-    info = load_info(args.model)
-    fields = ("negative", "seconds", "frames", "fps", "aspect", "resolution", "size", "steps", "cfg", "seed",
-              "sampler")
-    requests = [validate_request(p, info=info, **{f: getattr(args, f) for f in fields}) for p in args.prompt]
-    image = requests[0].frames == 1
-    paths = _output_paths(args.out, args.prompt, image)
 
     pipeline = load_pipeline(args.model, args.device)
     with tqdm(total=requests[0].steps, desc="sampling", unit="step", leave=False) as bar:
@@ -245,11 +259,92 @@ def cmd_generate(args) -> None:
         results = pipeline.generate(requests, on_step=on_step)
     for path, result in zip(paths, results):
         path.parent.mkdir(parents=True, exist_ok=True)
-        if image and path.suffix.lower() in IMAGE_SUFFIXES:
+        if len(result.frames) == 1 and path.suffix.lower() in IMAGE_SUFFIXES:
             write_image(path, result.frames[0])
         else:
             write_video(path, result.frames, result.fps)
         print(f"wrote {path}: {result.summary()}")
+
+
+def _validate(args, prompt, **fields):
+    from .model import load_info
+    from .pipeline import validate_request
+    fields.update({f: getattr(args, f) for f in SAMPLING_FIELDS})
+    return validate_request(prompt, info=load_info(args.model), **fields)
+
+
+def cmd_generate(args) -> None:
+    # validate everything (and read the images) before loading the model
+    timing = {"seconds": args.seconds, "frames": args.frames}
+    requests = [_validate(args, p, image=args.image, end_image=args.end_image, **timing) for p in args.prompt]
+    image = requests[0].frames == 1
+    _run_and_write(args, requests, _output_paths(args.out, args.prompt, image))
+
+
+def cmd_image(args) -> None:
+    requests = [_validate(args, p, seconds=0) for p in args.prompt]
+    _run_and_write(args, requests, _output_paths(args.out, args.prompt, image=True))
+
+
+def cmd_extend(args) -> None:
+    request = _validate(args, args.prompt, mode="extend", video=args.video, direction=args.direction,
+                        seconds=args.seconds, frames=args.frames)
+    stem = f"{Path(args.video).stem}-{'extended' if args.direction == 'forward' else 'extended-backward'}"
+    _run_and_write(args, [request], [_output_path(args.out, stem)])
+
+
+def cmd_connect(args) -> None:
+    request = _validate(args, args.prompt, mode="connect", video=args.video, end_video=args.end_video,
+                        seconds=args.seconds, frames=args.frames)
+    stem = f"{Path(args.video).stem}-to-{Path(args.end_video).stem}"
+    _run_and_write(args, [request], [_output_path(args.out, stem)])
+
+
+def cmd_loop(args) -> None:
+    from .pipeline import slug
+    given = Path(args.input)
+    if given.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES or given.is_file():   # a file: its first frame
+        kind = "image" if given.suffix.lower() in IMAGE_SUFFIXES else "video"
+        request = _validate(args, args.prompt or "", mode="loop", seconds=args.seconds, frames=args.frames,
+                            **{kind: args.input})
+        stem = given.stem
+    else:
+        if args.prompt:
+            from .errors import InvalidRequest
+            raise InvalidRequest("prompt", args.prompt, "one prompt, or an image or video file and a prompt")
+        request = _validate(args, args.input, mode="loop", seconds=args.seconds, frames=args.frames)
+        stem = slug(args.input)
+    _run_and_write(args, [request], [_output_path(args.out, stem + "-loop")])
+
+
+def cmd_edit(args) -> None:
+    request = _validate(args, args.prompt, mode="edit", video=args.video, strength=args.strength,
+                        seconds=args.seconds, frames=args.frames)
+    _run_and_write(args, [request], [_output_path(args.out, Path(args.video).stem + "-edited")])
+
+
+def _generation_args(p, seconds_help: str | None = "duration, 0 for an image (or give --frames)") -> None:
+    """The flags every generating command shares; each maps to one validate_request field."""
+    if seconds_help:
+        p.add_argument("--seconds", type=float, help=seconds_help)
+        p.add_argument("--frames", type=int, help="the same as a number of frames (or give --seconds)")
+    p.add_argument("--fps", type=float, help="frames per second")
+    p.add_argument("--size", help='WIDTHxHEIGHT in pixels, multiples of 16, e.g. "448x256"')
+    p.add_argument("--aspect", help='width:height, e.g. "16:9", "9:16", "1:1" (with --resolution)')
+    p.add_argument("--resolution", type=int, help="short side in pixels, a multiple of 16")
+    p.add_argument("--steps", type=int, help="sampling steps")
+    p.add_argument("--cfg", type=float, help="classifier-free guidance scale (1 = none)")
+    p.add_argument("--seed", type=int, help="default: a random seed (printed)")
+    p.add_argument("--negative", default="", help="what to steer away from (with --cfg other than 1)")
+    p.add_argument("--sampler", choices=["euler", "heun"])
+    p.add_argument("--model", default="default", help="'default' (the shipped model) or a model folder "
+                   "(model.json, dit/, vae/), e.g. a training run")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="cpu or cuda (default: cuda when available)")
+
+
+FITTING = ("Input images and videos of any size are scaled to cover the output size and centre-cropped; without "
+           "--size or --aspect the output takes the first input's aspect (at --resolution, else the model's).")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -258,30 +353,71 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    g = sub.add_parser("generate", help="text to video (or an image) with a trained model",
+    g = sub.add_parser("generate", help="text (and first/last images) to video, or an image",
                        description="Generate videos from prompts. Fields left out take the model's defaults. "
                        "Frame counts are 1 + 4k (others are mapped to the nearest, and the output says so); "
                        "width and height are multiples of 16. Several prompts run in one call, as one batch "
-                       "when their shapes match. --seconds 0 makes an image (a .png unless -o ends in .mp4).")
+                       "when their shapes match. --seconds 0 makes an image (a .png unless -o ends in .mp4). "
+                       "--image gives the first frame, --end-image the last. Videos longer than twice the "
+                       "model's trained clip are chained from several passes, each given the end of the one "
+                       "before (the output says so). " + FITTING)
     g.add_argument("prompt", nargs="+", help='e.g. "a red ball bouncing on a wooden floor"')
     g.add_argument("-o", "--out", help="output file (.mp4, .gif, .webp; .png/.jpg for an image); with several "
                    "prompts a folder or a pattern with {i} (1, 2, ...). Default: a slug of the prompt")
-    g.add_argument("--seconds", type=float, help="duration, 0 for an image (or give --frames)")
-    g.add_argument("--frames", type=int, help="number of frames, 1 + 4k (or give --seconds)")
-    g.add_argument("--fps", type=float, help="frames per second")
-    g.add_argument("--size", help='WIDTHxHEIGHT in pixels, multiples of 16, e.g. "448x256"')
-    g.add_argument("--aspect", help='width:height, e.g. "16:9", "9:16", "1:1" (with --resolution)')
-    g.add_argument("--resolution", type=int, help="short side in pixels, a multiple of 16")
-    g.add_argument("--steps", type=int, help="sampling steps")
-    g.add_argument("--cfg", type=float, help="classifier-free guidance scale (1 = none)")
-    g.add_argument("--seed", type=int, help="default: a random seed (printed)")
-    g.add_argument("--negative", default="", help="what to steer away from (with --cfg other than 1)")
-    g.add_argument("--sampler", choices=["euler", "heun"])
-    g.add_argument("--model", default="default", help="'default' (the shipped model) or a model folder "
-                   "(model.json, dit/, vae/), e.g. a training run")
-    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                   help="cpu or cuda (default: cuda when available)")
+    g.add_argument("--image", help="the first frame: an image (or a video's first frame)")
+    g.add_argument("--end-image", help="the last frame: an image (held for the last 4 frames)")
+    _generation_args(g)
     g.set_defaults(func=cmd_generate)
+
+    im = sub.add_parser("image", help="text to an image (a 1-frame video), any aspect",
+                        description="Generate images from prompts (seconds 0). " + FITTING)
+    im.add_argument("prompt", nargs="+")
+    im.add_argument("-o", "--out", help="output file (.png, .jpg, .webp, .bmp); with several prompts a folder "
+                    "or a pattern with {i}. Default: a slug of the prompt")
+    _generation_args(im, seconds_help=None)
+    im.set_defaults(func=cmd_image)
+
+    ex = sub.add_parser("extend", help="continue a video forward (input + new) or backward (new + input)",
+                        description="Extend a video by --seconds: forward, the output is the input then new "
+                        "frames that continue it; backward, new frames that lead into it, then the input. Long "
+                        "extensions are chained. " + FITTING)
+    ex.add_argument("video", help="the video to extend")
+    ex.add_argument("prompt", nargs="?", default="", help="what happens in the new part (optional)")
+    ex.add_argument("--direction", choices=["forward", "backward"], default="forward")
+    ex.add_argument("-o", "--out", help="output file or folder (default: VIDEO-extended.mp4 here)")
+    _generation_args(ex, seconds_help="seconds to add (or give --frames)")
+    ex.set_defaults(func=cmd_extend, late_positional="prompt")
+
+    co = sub.add_parser("connect", help="a generated transition from one video into another",
+                        description="Connect two videos: the output is the first, a transition of --seconds "
+                        "(a multiple of 4 frames), then the second. " + FITTING)
+    co.add_argument("video", help="the video before the transition")
+    co.add_argument("end_video", metavar="video2", help="the video after it")
+    co.add_argument("prompt", nargs="?", default="", help="what happens in the transition (optional)")
+    co.add_argument("-o", "--out", help="output file or folder (default: A-to-B.mp4 here)")
+    _generation_args(co, seconds_help="seconds of transition (or give --frames)")
+    co.set_defaults(func=cmd_connect, late_positional="prompt")
+
+    lo = sub.add_parser("loop", help="a seamless loop from a prompt, an image or a video's first frame",
+                        description="Make a loop: a clip whose last frame leads back into its first. INPUT is a "
+                        "prompt (an image is generated first, then animated), or an image or video file (its "
+                        "first frame), with an optional prompt. " + FITTING)
+    lo.add_argument("input", help='a prompt, e.g. "a red ball bouncing", or an image or video file')
+    lo.add_argument("prompt", nargs="?", help="with a file: what happens in the loop (optional)")
+    lo.add_argument("-o", "--out", help="output file or folder (default: NAME-loop.mp4 here)")
+    _generation_args(lo, seconds_help="the loop's duration (or give --frames)")
+    lo.set_defaults(func=cmd_loop, late_positional="prompt")
+
+    ed = sub.add_parser("edit", help="remake a video with a new prompt (SDEdit)",
+                        description="Edit a video by prompt: its latents are noised to t0 = 1 - strength and "
+                        "sampled from there with the new prompt; small strengths keep the source, 1 ignores "
+                        "it. The output has the source's first 1 + 4k frames. " + FITTING)
+    ed.add_argument("video", help="the video (or image) to edit")
+    ed.add_argument("prompt", help='the new prompt, e.g. "a blue ball bouncing"')
+    ed.add_argument("--strength", type=float, default=0.6, help="in (0, 1]: how far from the source (default 0.6)")
+    ed.add_argument("-o", "--out", help="output file or folder (default: VIDEO-edited.mp4 here)")
+    _generation_args(ed, seconds_help="edit only the first seconds of the video (default: all of it)")
+    ed.set_defaults(func=cmd_edit)
 
     # training flags default to None: TrainConfig holds the defaults
     t = sub.add_parser("train", help="train (or fine-tune) the diffusion transformer on ToyWorld or your videos",
@@ -419,7 +555,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse leaves an optional positional that follows flags (`extend in.mp4 --seconds 4 "a prompt"`)
+        # unparsed: take one such word as that positional, refuse anything else as parse_args would
+        late = getattr(args, "late_positional", None)
+        if late and len(extra) == 1 and not extra[0].startswith("-") and not getattr(args, late):
+            setattr(args, late, extra[0])
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.func(args)
     except StraightlineError as err:
