@@ -148,10 +148,15 @@ class _Work:
         self.request, self.text = request, _normalise(request)
         self.inserts: dict[str, str] = {}
         self.understood: list[dict] = []
+        self.spans: list[tuple[int, int]] = []
+
+    def free(self, start: int, end: int) -> bool:
+        return all(end <= a or start >= b for a, b in self.spans)
 
     def take(self, start: int, end: int, meaning: str | None, english: str = "") -> None:
         key = chr(0xE000 + len(self.inserts))
         self.inserts[key] = english
+        self.spans.append((start, end))
         self.text = self.text[:start] + key + " " * (end - start - 1) + self.text[end:]
         if meaning:
             self.understood.append({"said": self.request[start:end].strip(), "meaning": meaning})
@@ -301,12 +306,20 @@ _AUDIO = r"\b(?:with|add|some)\s+(?:music|sound|audio|a soundtrack)\b|配乐|背
 _NEGATIVE_EN = (r"\b(?:no|without(?: any)?|avoid(?:ing)?|exclude|excluding|never show|minus|"
                 r"(?:don'?t|do not)\s+(?:show|include|add|want|put|use)(?: any)?)\s+"
                 r"([a-z][a-z '\-]*?)(?=\s*(?:[,.;!?]|$|\bbut\b|\bplease\b|\bpls\b|\band (?:make|a|an|the)\b))")
-_NEGATIVE_ZH = (r"(?:不要|不想要|不需要|别|避免|去掉|去除|不含|不带|没有|无)(?:有|出现|带|加|显示|任何)*"
+_NEGATIVE_ZH = (r"(?:不要|不想要|不需要|别|避免|去掉|去除|不含|不带|没有|无)(?:有|出现|带|加|显示|任何|用|使用|放|画)*"
                 r"((?!动)[^,.;!?\s]+)")
 _NEGATIVE_ZH_WORDS = {"文字": "text", "字幕": "subtitles", "文本": "text", "字": "text", "水印": "watermark",
                       "标志": "logo", "商标": "logo", "logo": "logo", "模糊": "blurry", "闪烁": "flickering",
                       "闪": "flickering", "变形": "distorted", "扭曲": "distorted", "人": "people", "人物": "people",
                       "噪点": "noise", "噪声": "noise", "抖动": "shaky", "重影": "ghosting", "卡顿": "stutter"}
+
+
+def _avoid_in_english(item: str) -> str:
+    """A Chinese thing to avoid in English (for the negative prompt); unchanged when not every word is known."""
+    if item in _NEGATIVE_ZH_WORDS:
+        return _NEGATIVE_ZH_WORDS[item]
+    english, _, unknown = _read_chinese(_Work(item))
+    return item if unknown else english
 
 
 def _find(work: _Work, pattern: str, flags=0):
@@ -343,11 +356,10 @@ def _extract(work: _Work, params: dict, assumed: list[str], notes: list[str]) ->
             _set(params, assumed, "camera", value, said)
             if guessed:
                 assumed.append(f"camera: '{said}' names no direction; took {value}")
-    for pattern, aspect in _ASPECT_PATTERNS:
-        for m in _find(work, pattern):
-            value = aspect.format(*m.groups())
-            if value not in ASPECTS:
-                continue
+    aspects = sorted(((m, aspect.format(*m.groups())) for pattern, aspect in _ASPECT_PATTERNS
+                      for m in _find(work, pattern)), key=lambda pair: pair[0].start())
+    for m, value in aspects:              # in the order written, so the first one said is kept
+        if value in ASPECTS and work.free(*m.span()):
             _set(params, assumed, "aspect", value, m.group().strip())
             work.take(*m.span(), f"aspect {value}")
     for m in _find(work, r"\b(\d{2,4})\s*[x×*]\s*(\d{2,4})\b"):
@@ -381,9 +393,10 @@ def _extract(work: _Work, params: dict, assumed: list[str], notes: list[str]) ->
     avoid = []
     for pattern, zh in ((_NEGATIVE_EN, False), (_NEGATIVE_ZH, True)):
         for m in _find(work, pattern):
-            items = re.split(r"\s*(?:\bor\b|\band\b|/|,|和|或|与|、)\s*", m.group(1).strip())
+            items = [re.sub(r"^(?:no|any|without|not)\s+", "", item)
+                     for item in re.split(r"\s*(?:\bor\b|\band\b|/|,|和|或|与|、)\s*", m.group(1).strip())]
             work.take(*m.span(), "avoid " + ", ".join(items))
-            avoid += [(item, _NEGATIVE_ZH_WORDS.get(item, item) if zh else item) for item in items if item]
+            avoid += [(item, _avoid_in_english(item) if zh else item) for item in items if item]
     for pattern, speed in _SPEED_PATTERNS:         # left in the text: parse_prompt attaches them to objects
         if "speed" not in params and re.search(pattern, work.text):
             params["speed"] = speed
@@ -489,13 +502,16 @@ def _read_chinese(work: _Work) -> tuple[str, list[dict], list[str]]:
             if english:
                 understood.append({"said": work.request[i:j], "meaning": english})
         i = j
-    # "A 在 B 后面" (A behind B): move the relation word to where 在/从 stood, before B, as English orders it
-    for k, (kind, _) in enumerate(tokens):
-        if kind == "relation":
-            place = next((p for p in range(k - 1, -1, -1) if tokens[p][0] == "place"
-                          or "," in tokens[p][1] or "." in tokens[p][1]), None)
-            if place is not None and tokens[place][0] == "place":
-                tokens.insert(place, tokens.pop(k))
+    # "A 在 B 后面 V" (A Vs behind B) -> English order "A V behind B": the verb belongs to A, not to B
+    for r, (kind, _) in enumerate(tokens):
+        if kind != "relation":
+            continue
+        place = next((p for p in range(r - 1, -1, -1) if tokens[p][0] == "place" or re.search(r"[,.;!?]", tokens[p][1])),
+                     None)
+        if place is None or tokens[place][0] != "place":
+            continue
+        end = next((e for e in range(r + 1, len(tokens)) if re.search(r"[,.;!?]", tokens[e][1])), len(tokens))
+        tokens[place:end] = tokens[r + 1:end] + [tokens[r]] + tokens[place + 1:r]
     return re.sub(r"\s+", " ", "".join(t for _, t in tokens)).strip(), understood, unknown
 
 
@@ -655,7 +671,7 @@ def _finish(request: str, language: str, parsed: dict, params: dict, avoid_items
                   and getattr(drawn, k, None) is not None}
         if filled:
             assumed.append(f"object {i + 1}: {_describe(filled, tuple(filled))} (drawn from seed {scene_seed})")
-    if not parsed["objects"]:
+    if not any(o.get(k) for o in parsed["objects"] for k in ("shape", "color", "motion")):
         assumed.append("the request names no object: one drawn from the seed")
     if not parsed["background"]:
         assumed.append(f"background {scene.background} (drawn from seed {scene_seed})")
@@ -672,7 +688,7 @@ def _finish(request: str, language: str, parsed: dict, params: dict, avoid_items
         level = "long" if precise else "medium"
         if precise:
             assumed.append(f"long caption: the request fixes {', '.join(precise)}, which medium captions leave out")
-    prompt = captions(scene)[level]
+    prompt = captions(scene, events=None if level == "long" else [])[level]   # only long captions tell events
 
     negative = [t.strip() for t in default_negative.split(",") if t.strip()]
     for said, english_item in avoid_items:
