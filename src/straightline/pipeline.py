@@ -403,12 +403,26 @@ def validate_request(prompt="", *, mode="generate", image=None, end_image=None, 
     seed = _number("seed", seed, 0, MAX_SEED, f"a whole number from 0 to {MAX_SEED}", integer=True)
     fps = _number("fps", default("fps") if fps is None else fps, 1, 60, "from 1 to 60 frames per second")
 
-    # the size: as asked, else the first input's aspect at the resolution; inputs are fitted to it
-    media = {}
-    for name in ("image", "video", "end_image", "end_video"):
-        if inputs[name] is not None:
-            with _named(name):
-                media[name] = _as_source(inputs[name])
+    width, height, image, end_image, video, end_video = _read_inputs(
+        mode, {n: inputs[n] for n in ("image", "video", "end_image", "end_video")}, size, aspect, resolution, fps,
+        info)
+    total, requested, passes = _plan(mode, image, end_image, video, end_video, direction, seconds, frames,
+                                     fps, width, height, info)
+    if mode == "edit":
+        video = video[:total]
+    return Request(prompt, negative, width, height, total, fps, steps, cfg, seed, sampler,
+                   requested if requested not in (None, total) else None, mode,
+                   () if passes == (Pass(total),) else passes, image, end_image, video, end_video, direction,
+                   strength if mode == "edit" else 1.0)
+
+
+def _read_inputs(mode: str, media: dict, size, aspect, resolution, fps: float, info: ModelInfo):
+    """The size (as asked, else the first input's aspect at the resolution) and the inputs fitted to it:
+    (width, height, image, end_image, video, end_video)."""
+    media = {name: value for name, value in media.items() if value is not None}
+    for name, value in media.items():
+        with _named(name):
+            media[name] = _as_source(value)
     if media and size is None and aspect is None:
         width, height = _media_size(*next(iter(media.items())))
         aspect = min(4.0, max(0.25, width / height))
@@ -423,19 +437,22 @@ def validate_request(prompt="", *, mode="generate", image=None, end_image=None, 
         if mode in ("extend", "connect") and clip is not None and len(clip) < MIN_VIDEO_FRAMES:
             raise InvalidRequest(name, f"{len(clip)} frames", f"a video of at least {MIN_VIDEO_FRAMES} frames "
                                  f"({(MIN_VIDEO_FRAMES - 1) / fps:.2f} s at {fps:g} fps)")
+    return width, height, image, end_image, video, end_video
 
-    # the result's length, and the sampler passes that make it
+
+def _plan(mode, image, end_image, video, end_video, direction, seconds, frames, fps, width, height, info):
+    """The result's length, the length asked for, and the sampler passes that make it."""
     single, length, start_context, end_context = pass_lengths(info, width, height)
+    if seconds is not None and frames is not None:
+        raise InvalidRequest("frames", frames, "either seconds or frames, not both")
     requested = None
     if mode in ("generate", "loop"):
-        if seconds is not None and frames is not None:
-            raise InvalidRequest("frames", frames, "either seconds or frames, not both")
         if frames is not None:
             max_frames = int(MAX_SECONDS * fps) + 1
             requested = _number("frames", frames, 1, max_frames, f"from 1 to {max_frames} frames "
                                 f"({MAX_SECONDS} s at {fps:g} fps)", integer=True)
         else:
-            seconds = _number("seconds", default("seconds") if seconds is None else seconds, 0, MAX_SECONDS,
+            seconds = _number("seconds", info.default("seconds") if seconds is None else seconds, 0, MAX_SECONDS,
                               f"from 0 (one frame, an image) to {MAX_SECONDS} seconds")
             requested = round(seconds * fps) + 1          # both ends included
         total = nearest_valid_frames(requested)
@@ -452,7 +469,7 @@ def validate_request(prompt="", *, mode="generate", image=None, end_image=None, 
             passes = _forward_passes(total - 1, 1, end, single, length, start_context)
             passes = passes if image is not None else (Pass(1), *passes)   # from text: make the image first
     elif mode == "extend":
-        new = _new_frames(seconds, frames, fps, default("seconds"))
+        new = _new_frames(seconds, frames, fps, info.default("seconds"))
         total = len(video) + new
         if direction == "forward":
             given = min(start_context, 1 + (len(video) - 1) // FRAMES_PER_LATENT * FRAMES_PER_LATENT)
@@ -461,15 +478,13 @@ def validate_request(prompt="", *, mode="generate", image=None, end_image=None, 
             given = min(end_context, len(video) // FRAMES_PER_LATENT * FRAMES_PER_LATENT)
             passes = _backward_passes(new, given, single, length, end_context)
     elif mode == "connect":
-        asked = _new_frames(seconds, frames, fps, default("seconds"))
+        asked = _new_frames(seconds, frames, fps, info.default("seconds"))
         new = max(FRAMES_PER_LATENT, round(asked / FRAMES_PER_LATENT) * FRAMES_PER_LATENT)
         start = min(start_context, 1 + (len(video) - 1) // FRAMES_PER_LATENT * FRAMES_PER_LATENT)
         end = min(end_context, len(end_video) // FRAMES_PER_LATENT * FRAMES_PER_LATENT)
         passes = _forward_passes(new, start, end, single, length, start_context)
         total, requested = len(video) + new + len(end_video), len(video) + asked + len(end_video)
     else:   # edit: the source's first 1 + 4k frames, or fewer when seconds or frames say so
-        if seconds is not None and frames is not None:
-            raise InvalidRequest("frames", frames, "either seconds or frames, not both")
         requested = len(video)
         if frames is not None:
             requested = _number("frames", frames, 1, len(video), f"from 1 to the source's {len(video)} frames",
@@ -479,13 +494,10 @@ def validate_request(prompt="", *, mode="generate", image=None, end_image=None, 
             requested = round(_number("seconds", seconds, 0, most, f"from 0 to the source's {most:.2f} s")
                               * fps) + 1
         total = 1 + (requested - 1) // FRAMES_PER_LATENT * FRAMES_PER_LATENT
-        video, passes = video[:total], (Pass(total),)
+        passes = (Pass(total),)
     for p in passes:
-        _check_tokens(p.frames, width, height, fps, int(default("max_tokens")))
-    return Request(prompt, negative, width, height, total, fps, steps, cfg, seed, sampler,
-                   requested if requested not in (None, total) else None, mode,
-                   () if passes == (Pass(total),) else passes, image, end_image, video, end_video, direction,
-                   strength if mode == "edit" else 1.0)
+        _check_tokens(p.frames, width, height, fps, int(info.default("max_tokens")))
+    return total, requested, passes
 
 
 # --- the result ----------------------------------------------------------------------------------------
