@@ -234,7 +234,7 @@ _ASPECT_PATTERNS = [  # (pattern, aspect); "{0}:{1}" takes the ratio written
     (r"\b(\d{1,2}(?:\.\d+)?)\s*[:/]\s*(\d{1,2}(?:\.\d+)?)\b", "{0}:{1}"),
     (r"\b(\d{1,2})\s*[x×]\s*(\d{1,2})\b", "{0}:{1}"),
     ((r"\b(?:vertical|portrait|upright|(?:smart)?phone|mobile|tik ?tok|douyin|reels?|(?:youtube )?shorts|stories|"
-      r"story)(?:\s+(?:format|mode|video|clip|orientation|aspect(?: ratio)?|screen|size|version|ratio))?\b"), "9:16"),
+      r"story|instagram (?:stories|story|reels?))(?:\s+(?:format|mode|video|clip|orientation|aspect(?: ratio)?|screen|size|version|ratio))?\b"), "9:16"),
     (r"竖屏|竖版|竖向|竖幅|竖着|竖的|竖排|竖(?!直)|手机(?:屏幕|屏|尺寸|比例|版)?|抖音", "9:16"),
     ((r"\b(?:landscape|wide ?screen|horizontal|youtube)(?:\s+(?:format|mode|video|clip|orientation|"
       r"aspect(?: ratio)?|screen|version|ratio))?\b"), "16:9"),
@@ -244,7 +244,8 @@ _ASPECT_PATTERNS = [  # (pattern, aspect); "{0}:{1}" takes the ratio written
       r"\binstagram(?: post)?\b"), "1:1"),
     (r"(?:正?方形|方)(?:屏|版|画面|视频|格式|比例|尺寸)", "1:1"),
     # "square" / "方形" alone between commas is a format; inside a sentence it is a shape
-    (r"(?:^|(?<=[,.;!?]))\s*(?:square|正?方形)\s*(?=$|[,.;!?])", "1:1"),
+    ((r"(?:^|(?<=[,.;!?]))\s*(?:(?:and|also|make it|in|but)\s+)?(?:square|正?方形)(?:\s+(?:please|pls|plz|too|thanks|"
+      r"thx))?\s*(?=$|[,.;!?])"), "1:1"),
 ]
 _CAMERA_PATTERNS = [  # (pattern, camera, assumed): "{0}" is the direction captured
     ((r"\b(?:static|fixed|locked(?:[- ]off)?|still|steady|stationary|tripod)\s+(?:camera|shot|view)\b|"
@@ -294,7 +295,7 @@ _STYLE_EN = (r"cinematic|filmic|film[- ]like|movie[- ]like|photo-?realistic|phot
              r"professional|trippy|psychedelic|hyper-?realistic|studio lighting")
 _STYLE_ZH = {"电影感": "cinematic", "电影风格": "cinematic", "电影级": "cinematic", "大片": "cinematic",
              "写实": "realistic", "真实感": "realistic", "逼真": "realistic", "卡通": "cartoon", "动漫": "anime",
-             "二次元": "anime", "唯美": "aesthetic", "高清": "HD", "超清": "HD", "4k": "4K", "复古": "retro",
+             "二次元": "anime", "唯美": "aesthetic", "高清": "hd", "超清": "hd", "复古": "retro",
              "怀旧": "nostalgic", "简约": "minimalist", "极简": "minimalist", "梦幻": "dreamy", "可爱": "cute",
              "酷炫": "flashy", "炫酷": "flashy", "高质量": "high quality", "精美": "high quality",
              "赛博朋克": "cyberpunk", "像素风": "pixel art", "水彩": "watercolor", "油画": "oil painting",
@@ -336,26 +337,31 @@ def _set(params: dict, assumed: list[str], key: str, value, said: str) -> None:
 
 def _extract(work: _Work, params: dict, assumed: list[str], notes: list[str]) -> list[tuple[str, str]]:
     """Find every parameter in the request and cut it out; returns the things to avoid as (said, English)."""
-    for pattern, english, meaning in _IDIOMS:
-        for m in _find(work, pattern):
-            work.take(*m.span(), meaning, english)
-            if "slow" in meaning or "fast" in meaning:
-                _set(params, assumed, "speed", "slow" if "slow" in meaning else "fast", m.group())
+    # camera moves that name their direction come first ("the camera slowly zooms out" is not fast motion), then
+    # phrases whose words would be misread one by one ("zooming around" is), then camera moves that do not
+    for explicit in (True, False):
+        for pattern, camera, guessed in _CAMERA_PATTERNS:
+            for m in (_find(work, pattern) if guessed != explicit else []):
+                direction = next((g for g in m.groups() if g), None)
+                value = camera.format(_ZH_DIRECTION.get(direction, direction))
+                said = work.request[m.start():m.end()].strip()
+                work.take(*m.span(), f"camera {value}")
+                _set(params, assumed, "camera", value, said)
+                if guessed:
+                    assumed.append(f"camera: '{said}' names no direction; took {value}")
+        for pattern, english, meaning in _IDIOMS if explicit else ():
+            for m in _find(work, pattern):
+                work.take(*m.span(), meaning, english)
+                if "slow" in meaning or "fast" in meaning:
+                    _set(params, assumed, "speed", "slow" if "slow" in meaning else "fast", m.group())
+    for m in _find(work, r"\b(?:quick|short|little|fast)\s+(?=(?:video|clip|gif|animation|render|version)\b)"):
+        work.take(*m.span(), None)           # "a quick video of ...": quick says how long the video is, not the speed
     for m in _find(work, _LOOP):
         work.take(*m.span(), "a seamless loop")
         params["loop"] = True
     for m in _find(work, _AUDIO):
         work.take(*m.span(), None)
         notes.append(f"'{work.request[m.start():m.end()]}': straightline makes silent video")
-    for pattern, camera, guessed in _CAMERA_PATTERNS:
-        for m in _find(work, pattern):
-            direction = next((g for g in m.groups() if g), None)
-            value = camera.format(_ZH_DIRECTION.get(direction, direction))
-            said = work.request[m.start():m.end()].strip()
-            work.take(*m.span(), f"camera {value}")
-            _set(params, assumed, "camera", value, said)
-            if guessed:
-                assumed.append(f"camera: '{said}' names no direction; took {value}")
     aspects = sorted(((m, aspect.format(*m.groups())) for pattern, aspect in _ASPECT_PATTERNS
                       for m in _find(work, pattern)), key=lambda pair: pair[0].start())
     for m, value in aspects:              # in the order written, so the first one said is kept
@@ -385,11 +391,12 @@ def _extract(work: _Work, params: dict, assumed: list[str], notes: list[str]) ->
     styles = [(m, m.group()) for m in _find(work, rf"\b(?:{_STYLE_EN})\b(?:\s+(?:style|look|vibes?|feel))?")]
     styles += [(m, _STYLE_ZH[m.group()]) for m in _find(work, "|".join(sorted(_STYLE_ZH, key=len, reverse=True)))]
     for m, style in sorted(styles, key=lambda pair: pair[0].start()):
+        if not work.free(*m.span()):
+            continue
         work.take(*m.span(), f"style: {style}" if style else None)
-        if style:
-            params.setdefault("style", [])
-            if style not in params["style"]:
-                params["style"].append(re.sub(r"\s+(?:style|look|vibes?|feel)$", "", style))
+        style = re.sub(r"\s+(?:style|look|vibes?|feel)$", "", style)
+        if style and style.lower() not in [s.lower() for s in params.get("style", [])]:
+            params.setdefault("style", []).append(style)
     avoid = []
     for pattern, zh in ((_NEGATIVE_EN, False), (_NEGATIVE_ZH, True)):
         for m in _find(work, pattern):
