@@ -218,8 +218,29 @@ def test_bad_requests_are_named():
     assert err.value.field == "intent_backend"
 
 
+@pytest.mark.parametrize("odd", ["10", "!!!", "🙂🙂", "a " * 400, "10:30", "0 seconds", "-5s", "square square",
+                                 "不要", "no", "without", "镜头", "2x", "1e9 seconds", "9999999999 fps", "一千秒",
+                                 "a slow ball, 1000 seconds", "ＲＥＤ　ＢＡＬＬ，１０秒", "İstanbul ball", "a minute and a half",
+                                 "一分半钟", "の球", "red\nball\tbouncing"])
+def test_odd_requests_do_not_crash(odd):
+    try:
+        intent = expand(odd, similarity_threshold=OFF)
+    except InvalidRequest as err:        # "9999999999 fps": the number reads as a count of objects; a named error
+        assert err.field == "prompt"
+        return
+    assert intent.prompt and intent.scene.duration <= 60
+
+
+def test_minutes_and_halves():
+    assert expand("a minute and a half of a red ball", similarity_threshold=OFF).params == {"seconds": 90.0}
+    assert expand("一分半钟，红球", similarity_threshold=OFF).params == {"seconds": 90.0}
+    assert expand("ＲＥＤ　ＢＡＬＬ，１０秒", similarity_threshold=OFF).params == {"seconds": 10.0}
+
+
 def test_summary_shows_prompt_parameters_and_choices():
-    text = expand("一個紅色的球在彈跳，豎屏，10秒", similarity_threshold=OFF).summary()
+    intent = expand("一個紅色的球在彈跳，豎屏，10秒", similarity_threshold=OFF)
+    assert json.loads(json.dumps(intent.to_dict(), ensure_ascii=False))["params"] == intent.params
+    text = intent.summary()
     for part in ("prompt:", "aspect 9:16", "seconds 10", "豎屏 → aspect 9:16", "assumed:", "drawn from seed 0"):
         assert part in text, part
 

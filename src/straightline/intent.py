@@ -29,6 +29,7 @@ says why in `notes`. It needs the optional `openai` package (pip install "straig
 import json
 import os
 import re
+import weakref
 from dataclasses import dataclass, field
 
 from .errors import InvalidRequest
@@ -55,6 +56,7 @@ DEFAULT_NEGATIVE = "blurry, flickering, distorted shapes, text, watermark"
 SIMILARITY_THRESHOLD = 0.65
 SIMILARITY_MARGIN = 0.05    # over the best other value of the same kind ("plunging": fall 0.60, slide 0.59)
 
+MAX_SCENE_SECONDS = 60.0    # the scene behind a caption is simulated for at most this long (captions tell events)
 ASPECTS = ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "9:21", "2:1", "1:2", "3:2", "2:3", "4:5", "5:4")
 MOTION_WORDS = {"still": "still", "slide": "sliding", "bounce": "bouncing", "fall": "falling", "orbit": "orbiting",
                 "spin": "spinning", "grow": "growing", "shrink": "shrinking"}
@@ -185,6 +187,8 @@ def _en_number(word: str) -> float:
         return 0.5
     if word == "a couple of":
         return 2.0
+    if word in ("a", "an"):
+        return 1.0
     return float(sum(_EN_NUMBERS[w] for w in re.split(r"[- ]", word)))
 
 
@@ -214,7 +218,7 @@ def _seconds(m: re.Match) -> float | None:
         return None
     unit = m.group(2)
     value *= 60 if unit.startswith(("m", "分")) else 1
-    return value + (30 if unit.endswith("半") else 0)
+    return value + (30 if "半" in unit or unit.endswith("and a half") else 0)
 
 
 _DURATION = [
@@ -533,7 +537,7 @@ _ANCHORS = [(kind, value, word) for kind in ("color", "size", "speed", "motion")
             for value, words in _WORDS[kind].items() for word in words.split()]
 _ANCHORS += [("shape", shape, word) for shape, words in _SHAPE_NOUNS.items() if shape for word in words.split()]
 _ANCHORS += [("background", name, word) for name, words in _BACKGROUND_ANCHORS.items() for word in words.split()]
-_ANCHOR_CACHE: dict[int, object] = {}
+_ANCHOR_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # encoder -> anchor embeddings
 # requests talk to us as well as about the scene: these words are neither scene nor "not understood"
 _CHATTER = _keys(
     "make made it its please pls plz want wanna need like love show showing shows me us i you we can could "
@@ -551,9 +555,9 @@ def _word(kind: str, value: str) -> str:
 def closest_concepts(words: list[str], encoder) -> dict[str, tuple[str, str, float, float]]:
     """For each word, the ToyWorld concept whose words are most similar under `encoder` (cosine of the pooled
     sentence embeddings): word -> (kind, value, similarity, margin over the best other value of that kind)."""
-    if id(encoder) not in _ANCHOR_CACHE:
-        _ANCHOR_CACHE[id(encoder)] = encoder([word for _, _, word in _ANCHORS]).pooled
-    similarity = encoder(list(words)).pooled @ _ANCHOR_CACHE[id(encoder)].T          # (words, anchors)
+    if encoder not in _ANCHOR_CACHE:
+        _ANCHOR_CACHE[encoder] = encoder([word for _, _, word in _ANCHORS]).pooled
+    similarity = encoder(list(words)).pooled @ _ANCHOR_CACHE[encoder].T              # (words, anchors)
     result = {}
     for word, row in zip(words, similarity.tolist()):
         best: dict[tuple[str, str], float] = {}
@@ -659,15 +663,17 @@ def _finish(request: str, language: str, parsed: dict, params: dict, avoid_items
     assumed += parsed["notes"]
 
     aspect = params.get("aspect", default_aspect)
-    seconds = params.get("seconds", default_seconds)
+    seconds = min(float(params.get("seconds", default_seconds)), MAX_SCENE_SECONDS)
+    if seconds < params.get("seconds", 0):
+        assumed.append(f"the caption describes the first {seconds:g} s (generation checks the duration itself)")
     avoid = _avoidance(avoid_items, parsed, assumed)
     scene_seed = seed
-    scene = scene_from_parse(parsed, scene_seed, parse_aspect(aspect), float(seconds))
+    scene = scene_from_parse(parsed, scene_seed, parse_aspect(aspect), seconds)
     for k in range(1, 200):              # draw again until nothing the request said to avoid is in the scene
         if not _violates(scene, avoid):
             break
         scene_seed = seed + k * 1_000_003
-        scene = scene_from_parse(parsed, scene_seed, parse_aspect(aspect), float(seconds))
+        scene = scene_from_parse(parsed, scene_seed, parse_aspect(aspect), seconds)
     if scene_seed != seed:
         assumed.append(f"scene drawn with seed {scene_seed}: seed {seed} drew something the request said to avoid")
     if _violates(scene, avoid):
@@ -768,13 +774,13 @@ _OBJECT_FIELDS = {"color": tuple(vocab.COLORS), "shape": vocab.SHAPES, "size": t
 JSON_SCHEMA = {
     "type": "object", "additionalProperties": False,
     "properties": {
-        "objects": {"type": "array", "maxItems": 4, "items": {
+        "objects": {"type": "array", "items": {
             "type": "object", "additionalProperties": False, "required": list(_OBJECT_FIELDS),
             "properties": {k: _enum(v) for k, v in _OBJECT_FIELDS.items()}}},
         "relations": {"type": "array", "items": {
             "type": "object", "additionalProperties": False, "required": ["type", "objects"],
             "properties": {"type": {"type": "string", "enum": ["collide", "behind"]},
-                           "objects": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}}}},
+                           "objects": {"type": "array", "items": {"type": "integer"}}}}},
         "background": _enum(vocab.BACKGROUNDS), "camera": _enum(vocab.CAMERAS), "aspect": _enum(ASPECTS),
         "seconds": {"type": ["number", "null"]}, "fps": {"type": ["number", "null"]},
         "speed": _enum(vocab.SPEEDS), "loop": {"type": "boolean"},
@@ -859,8 +865,8 @@ def _check_llm_answer(answer) -> tuple[dict, dict, list[tuple[str, str]], str]:
         relations.append({"type": r["type"], "objects": pair})
         if r["type"] == "behind":
             objects[pair[0]]["depth"], objects[pair[1]]["depth"] = "back", "front"
-        elif objects[pair[0]]["motion"] is None:
-            objects[pair[0]]["motion"] = objects[pair[1]]["motion"] = objects[pair[1]]["motion"] or "slide"
+        for j in pair if r["type"] == "collide" else ():
+            objects[j]["motion"] = objects[j]["motion"] or "slide"      # as parse_prompt: colliding objects move
     for key, allowed in (("background", vocab.BACKGROUNDS), ("camera", vocab.CAMERAS), ("aspect", ASPECTS),
                          ("speed", vocab.SPEEDS)):
         if answer[key] is not None and answer[key] not in allowed:
@@ -928,9 +934,12 @@ def expand(request: str, *, seed: int = 0, backend: str = "embedded", llm: LLMCo
         else:
             try:
                 parsed, params, avoid, english = _check_llm_answer(_ask_llm(request, config))
-                return _finish(request, "zh" if _CJK.search(request) else "en", parsed, params, avoid, [],
+                understood = [{"said": None, "meaning": f"{k}: {v}"} for k, v in params.items()]
+                return _finish(request, "zh" if _CJK.search(request) else "en", parsed, params, avoid, understood,
                                [f"interpreted by the LLM back end ({config.model} at {config.base_url})"],
                                list(parsed["unknown"]), [], english, "llm", **finish)
+            except ImportError:
+                fallback = 'the LLM back end needs the openai package (pip install "straightline[llm]")'
             except Exception as e:  # noqa: BLE001 - any failure: the request still gets an answer, with the reason
                 fallback = f"LLM back end failed ({type(e).__name__}: {str(e)[:200]})"
     intent = _embedded(request, encoder=encoder, similarity_threshold=similarity_threshold, **finish)
