@@ -570,24 +570,21 @@ def closest_concepts(words: list[str], encoder) -> dict[str, tuple[str, str, flo
 
 
 def _map_unknown(english: str, unknown: list[str], encoder, threshold: float, understood: list[dict],
-                 assumed: list[str]) -> tuple[str, list[str]]:
-    """Replace unknown English words that are close to a concept; returns (English, words still not understood)."""
+                 assumed: list[str]) -> str:
+    """`english` with the unknown words that are close enough to a concept replaced by that concept's word."""
     words = [w for w in dict.fromkeys(unknown) if w.isascii() and w.isalpha() and len(w) > 2 and w not in _CHATTER]
     if not words or threshold > 1:
-        return english, words
+        return english
     if encoder is None:
         from .text import load_text_encoder
         encoder = load_text_encoder()
-    left = []
     for word, (kind, value, similarity, margin) in closest_concepts(words, encoder).items():
         if similarity >= threshold and margin >= SIMILARITY_MARGIN:
             english = re.sub(rf"\b{re.escape(word)}\b", _word(kind, value), english)
             understood.append({"said": word, "meaning": f"{value} (nearest {kind}, similarity {similarity:.2f})"})
             assumed.append(f"'{word}' read as {kind} '{value}' (text-encoder similarity {similarity:.2f} >= "
                            f"{threshold:.2f})")
-        else:
-            left.append(word)
-    return english, left
+    return english
 
 
 # --- 4. caption -------------------------------------------------------------------------------------------------
@@ -635,10 +632,8 @@ def _violates(scene, avoid: dict[str, set]) -> bool:
         getattr(o, kind) in values for o in scene.objects for kind, values in avoid.items() if kind != "background")
 
 
-def _finish(request: str, language: str, parsed: dict, params: dict, avoid_items: list[tuple[str, str]],
-            understood: list[dict], assumed: list[str], not_understood: list[str], notes: list[str], english: str,
-            backend: str, *, seed: int, level: str, default_negative: str, default_aspect, default_seconds) -> Intent:
-    """Steps shared by both back ends: settle the objects, draw the scene, caption it, write the record."""
+def _settle(parsed: dict, params: dict, understood: list[dict]) -> dict:
+    """The request's objects with the camera and an overall speed put in, and what they fix written down."""
     parsed = {**parsed, "objects": [dict(o) for o in parsed["objects"]]}
     if params.get("camera"):
         parsed["camera"] = params["camera"]
@@ -658,42 +653,62 @@ def _finish(request: str, language: str, parsed: dict, params: dict, avoid_items
         if parsed[key] and key not in params:
             understood.append({"said": None, "meaning": f"{key}: {parsed[key]}"})
     for r in parsed["relations"]:
-        a, b = r["objects"]
-        understood.append({"said": None, "meaning": f"object {a + 1} {'collides with' if r['type'] == 'collide' else 'is behind'} object {b + 1}"})
-    assumed += parsed["notes"]
+        verb = "collides with" if r["type"] == "collide" else "is behind"
+        understood.append({"said": None, "meaning": f"object {r['objects'][0] + 1} {verb} object "
+                                                     f"{r['objects'][1] + 1}"})
+    return parsed
 
-    aspect = params.get("aspect", default_aspect)
-    seconds = min(float(params.get("seconds", default_seconds)), MAX_SCENE_SECONDS)
-    if seconds < params.get("seconds", 0):
-        assumed.append(f"the caption describes the first {seconds:g} s (generation checks the duration itself)")
-    avoid = _avoidance(avoid_items, parsed, assumed)
+
+def _draw(parsed: dict, avoid: dict[str, set], seed: int, aspect: float, seconds: float, assumed: list[str]):
+    """scene_from_parse, drawn again with derived seeds until nothing the request said to avoid is in it."""
     scene_seed = seed
-    scene = scene_from_parse(parsed, scene_seed, parse_aspect(aspect), seconds)
-    for k in range(1, 200):              # draw again until nothing the request said to avoid is in the scene
+    scene = scene_from_parse(parsed, scene_seed, aspect, seconds)
+    for k in range(1, 200):
         if not _violates(scene, avoid):
             break
         scene_seed = seed + k * 1_000_003
-        scene = scene_from_parse(parsed, scene_seed, parse_aspect(aspect), seconds)
+        scene = scene_from_parse(parsed, scene_seed, aspect, seconds)
     if scene_seed != seed:
         assumed.append(f"scene drawn with seed {scene_seed}: seed {seed} drew something the request said to avoid")
     if _violates(scene, avoid):
         assumed.append("could not draw a scene without everything the request said to avoid")
+    return scene
 
+
+def _filled_in(parsed: dict, params: dict, scene, aspect, seconds: float) -> list[str]:
+    """What the scene has that the request did not say."""
+    assumed = []
     for i, (o, drawn) in enumerate(zip(parsed["objects"] or [{}], scene.objects)):
         filled = {k: getattr(drawn, k) for k in _FIXED if k != "position" and not o.get(k)
                   and getattr(drawn, k, None) is not None}
         if filled:
-            assumed.append(f"object {i + 1}: {_describe(filled, tuple(filled))} (drawn from seed {scene_seed})")
+            assumed.append(f"object {i + 1}: {_describe(filled, tuple(filled))} (drawn from seed {scene.seed})")
     if not any(o.get(k) for o in parsed["objects"] for k in ("shape", "color", "motion")):
         assumed.append("the request names no object: one drawn from the seed")
     if not parsed["background"]:
-        assumed.append(f"background {scene.background} (drawn from seed {scene_seed})")
+        assumed.append(f"background {scene.background} (drawn from seed {scene.seed})")
     if not parsed["camera"]:
         assumed.append("camera static (no camera move asked)")
     if "aspect" not in params:
         assumed.append(f"aspect not given: scene framed for {aspect}")
     if "seconds" not in params:
         assumed.append(f"duration not given: scene timed for {seconds:g} s")
+    return assumed
+
+
+def _finish(request: str, language: str, parsed: dict, params: dict, avoid_items: list[tuple[str, str]],
+            understood: list[dict], assumed: list[str], not_understood: list[str], notes: list[str], english: str,
+            backend: str, *, seed: int, level: str, default_negative: str, default_aspect, default_seconds) -> Intent:
+    """Steps shared by both back ends: settle the objects, draw the scene, caption it, write the record."""
+    parsed = _settle(parsed, params, understood)
+    assumed += parsed["notes"]
+    aspect = params.get("aspect", default_aspect)
+    seconds = min(float(params.get("seconds", default_seconds)), MAX_SCENE_SECONDS)
+    if seconds < params.get("seconds", 0):
+        assumed.append(f"the caption describes the first {seconds:g} s (generation checks the duration itself)")
+    avoid = _avoidance(avoid_items, parsed, assumed)
+    scene = _draw(parsed, avoid, seed, parse_aspect(aspect), seconds, assumed)
+    assumed += _filled_in(parsed, params, scene, aspect, seconds)
 
     if level == "auto":
         precise = [k for k in ("size", "speed", "position") if any(o.get(k) for o in parsed["objects"])]
@@ -714,7 +729,7 @@ def _finish(request: str, language: str, parsed: dict, params: dict, avoid_items
                      "saw these words)")
     return Intent(request=request, prompt=prompt, negative=", ".join(negative), params=params, language=language,
                   understood=understood, assumed=assumed, not_understood=list(dict.fromkeys(not_understood)),
-                  notes=notes, english=english, backend=backend, seed=scene_seed, level=level, scene=scene)
+                  notes=notes, english=english, backend=backend, seed=scene.seed, level=level, scene=scene)
 
 
 # --- the embedded back end --------------------------------------------------------------------------------------
@@ -735,8 +750,7 @@ def _embedded(request: str, *, encoder, similarity_threshold: float, **finish) -
     parsed = dict(_EMPTY_PARSE)
     if re.search(r"[a-z]|[\u3400-\u9fff]", english):
         parsed = parse_prompt(english)
-        mapped, _ = _map_unknown(english, parsed["unknown"], encoder, similarity_threshold,
-                                       work.understood, assumed)
+        mapped = _map_unknown(english, parsed["unknown"], encoder, similarity_threshold, work.understood, assumed)
         if mapped != english:
             english, parsed = mapped, parse_prompt(mapped)
     zh_runs = {_normalise(run): run for run in zh_unknown}
