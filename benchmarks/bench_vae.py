@@ -20,45 +20,12 @@ from pathlib import Path
 
 import torch
 
-from straightline.data import from_model_output, to_model_input
-from straightline.metrics import psnr, ssim
-from straightline.request import size_for
+from straightline.eval.vae_quality import quality as eval_vae_quality
 from straightline.vae import VideoVAE
-from straightline.video_io import probe, read_video
-from straightline.world import render, sample_scene
-
-MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
-
-
-def reconstruct(vae, frames, device):
-    """uint8 (T, H, W, 3) -> the VAE's reconstruction, uint8 (T, H, W, 3)."""
-    return from_model_output(vae.decode(vae.encode(to_model_input(frames[None]).to(device))).cpu())[0]
 
 
 def quality(vae, device, n_toy: int):
-    rows = []
-    aspects = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
-    for i in range(n_toy):
-        name = list(aspects)[i % 3]
-        w, h = size_for(aspects[name], 144 if name != "1:1" else 192)
-        scene = sample_scene(10 ** 9 + i, aspect=aspects[name], duration=32 / 24)
-        frames = render(scene, w, h, fps=24, num_frames=33).frames
-        rec = reconstruct(vae, frames, device)
-        rows.append({"set": "toyworld", "clip": f"seed {10 ** 9 + i} ({scene.background})", "size": f"{w}x{h}",
-                     "frames": 33, "psnr": psnr(rec, frames), "ssim": ssim(rec, frames)})
-    for path in sorted(MEDIA.glob("*")):
-        if path.suffix.lower() not in (".mp4", ".gif"):
-            continue
-        info = probe(path)
-        aspect = info["width"] / info["height"]
-        short = min(256, info["height"], info["width"]) // 8 * 8  # never upscale a small clip
-        w, h = size_for(aspect, short, multiple=8)
-        frames = read_video(path, max_frames=33, size=(w, h), fit="crop").frames
-        frames = frames[: 1 + 4 * ((frames.shape[0] - 1) // 4)]
-        rec = reconstruct(vae, frames, device)
-        rows.append({"set": "real", "clip": path.name, "size": f"{w}x{h} (from {info['width']}x{info['height']})",
-                     "frames": frames.shape[0], "psnr": psnr(rec, frames), "ssim": ssim(rec, frames)})
-    return rows
+    return eval_vae_quality(vae, n_toy, device=device)
 
 
 def speed(vae, device):

@@ -28,6 +28,7 @@ EXAMPLES = """examples:
   straightline world render --seed 7 --size 320x180 --seconds 6 --fps 12 -o random.mp4 --ground-truth random.json
   straightline world export --n 100 --out data/toyworld
   straightline data inspect data/toyworld
+  straightline eval --model runs/dit --suite quick -o report/ --compare default
   straightline vae train --out runs/vae --time-limit 3600
   straightline vae recon ../shared/media/realshort.mp4 --model runs/vae -o recon.mp4 --side-by-side
 """
@@ -343,6 +344,30 @@ def _generation_args(p, seconds_help: str | None = "duration, 0 for an image (or
                    help="cpu or cuda (default: cuda when available)")
 
 
+# --- eval ------------------------------------------------------------------------------------------------
+
+def cmd_eval(args) -> None:
+    from .eval.reference import is_reference, reference_pipeline
+    from .eval.report import load_run, run_suite, suite_with, write_report
+    from .model import load_info
+    from .pipeline import Pipeline
+
+    def pipeline_of(model):
+        if is_reference(model):
+            return reference_pipeline(model)
+        load_info(model)            # a clear error for a wrong path before anything loads
+        return Pipeline(model, args.device)
+
+    suite = suite_with(args.suite, adherence_n=args.n, seed=args.seed)
+    earlier = None
+    if args.compare and Path(args.compare, "report.json" if Path(args.compare).is_dir() else "").is_file():
+        earlier = load_run(args.compare)[0]          # an earlier report: compared without running it again
+    pipelines = [pipeline_of(args.model)] + ([pipeline_of(args.compare)] if args.compare and not earlier else [])
+    runs = [run_suite(p, suite, args.out, label=str(m)) for p, m in zip(pipelines, (args.model, args.compare))]
+    json_path, md_path = write_report(args.out, runs + ([earlier] if earlier else []))
+    print(f"wrote {md_path} and {json_path}")
+
+
 FITTING = ("Input images and videos of any size are scaled to cover the output size and centre-cropped; without "
            "--size or --aspect the output takes the first input's aspect (at --resolution, else the model's).")
 
@@ -551,7 +576,92 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--resolutions", default="128,256", help="bucket short sides, comma-separated (default 128,256)")
     i.add_argument("--decode", action="store_true", help="also decode every file (slower; finds damage a probe misses)")
     i.set_defaults(func=cmd_data_inspect)
+
+    ev = sub.add_parser("eval", help="evaluate a model: adherence, physics, consistency, FD, framing, speed, VAE",
+                        description="Run an evaluation suite and write report.json and report.md (with PNG figures "
+                        "and contact sheets) to -o. 'quick' takes minutes on a CPU; 'full' is for a GPU. "
+                        "--model reference (or reference:frozen, :shuffled, :noise, :color swap, :teleport) scores "
+                        "ToyWorld's own renders (or damaged ones): the instrument's ceiling. docs/eval.md explains "
+                        "every number.")
+    ev.add_argument("--model", default="default", help="'default', a model folder, or reference[:DAMAGE]")
+    ev.add_argument("--suite", choices=["quick", "full"], default="quick")
+    ev.add_argument("-o", "--out", required=True, help="report folder")
+    ev.add_argument("--compare", help="a second model (folder, 'default', reference[:DAMAGE]) run on the same "
+                    "cases, or an earlier report folder; the report shows both and their difference")
+    ev.add_argument("--n", type=int, help="prompts per adherence split (default: the suite's)")
+    ev.add_argument("--seed", type=int, help="generation seed of the first case (default 0)")
+    ev.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                    help="cpu or cuda (default: cuda when available)")
+    ev.set_defaults(func=cmd_eval)
+    _service_parsers(sub)
     return parser
+
+
+def _service_settings(args, **more):
+    from .service.cost import PriceTable
+    from .service.settings import Settings
+    prices = PriceTable.load(args.prices) if args.prices else PriceTable()
+    return Settings(db=args.db, model=args.model, device=args.device, batch_size=args.batch_size,
+                    lease_s=args.lease, prices=prices, **more)
+
+
+def cmd_serve(args) -> None:
+    from .service.server import open_store, serve
+    settings = _service_settings(args, workers=args.workers, model_name=args.model_name,
+                                 poll_after_ms=args.poll_after_ms, max_upload_bytes=args.max_upload_mb << 20)
+    if args.create_key:
+        key_id, key = open_store(settings).add_key(args.create_key, daily_budget=args.daily_budget,
+                                                   daily_device_s=args.daily_device_seconds,
+                                                   rate_per_minute=args.rate_per_minute)
+        print(f"created API key {key_id} ({args.create_key}); it is shown only now, keep it:\n{key}")
+        return
+    serve(settings, args.host, args.port)
+
+
+def cmd_worker(args) -> None:
+    from .service.server import work
+    work(_service_settings(args), name=args.name, max_batches=args.max_batches)
+
+
+def _service_parsers(sub) -> None:
+    """`serve` and `worker`: the OpenAI-compatible API and the processes that run its jobs (docs/service.md)."""
+    def shared(p):
+        p.add_argument("--db", default="sqlite:///straightline.db",
+                       help="job store: sqlite:///FILE (default ./straightline.db) or postgresql://USER@HOST/DB")
+        p.add_argument("--model", default="default", help="'default' (the shipped model) or a model folder")
+        p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                       help="cpu or cuda (default: cuda when available)")
+        p.add_argument("--batch-size", type=int, default=4, help="queued jobs of one shape run as one batch")
+        p.add_argument("--lease", type=float, default=30.0,
+                       help="seconds a claimed job survives without a heartbeat before it is requeued")
+        p.add_argument("--prices", help="price table, a JSON file (fields of service.cost.PriceTable)")
+
+    s = sub.add_parser("serve", help="the OpenAI-compatible video API, with a worker in the process",
+                       description="Serve OpenAI's Video API (POST /v1/videos, ...) and our extensions. Without "
+                       "API keys it is local: it binds to localhost only.")
+    shared(s)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1,
+                   help="worker threads in this process (0: jobs run in `straightline worker` processes)")
+    s.add_argument("--model-name", default="straightline", help="what the API calls the model (sora-2 is "
+                   "accepted too)")
+    s.add_argument("--poll-after-ms", type=int, default=1000, help="the polling interval the SDK is told")
+    s.add_argument("--max-upload-mb", type=int, default=64, help="largest uploaded file")
+    s.add_argument("--create-key", metavar="NAME", help="create an API key, print it and exit; once a key "
+                   "exists, every request needs one")
+    s.add_argument("--daily-budget", type=float, help="with --create-key: money per UTC day")
+    s.add_argument("--daily-device-seconds", type=float, help="with --create-key: device seconds per UTC day")
+    s.add_argument("--rate-per-minute", type=int, help="with --create-key: creates per minute")
+    s.set_defaults(func=cmd_serve)
+
+    w = sub.add_parser("worker", help="a worker process: runs queued jobs from the job store",
+                       description="Claim queued jobs from --db (PostgreSQL for workers on several machines), "
+                       "generate them and store the results. A killed worker's job is requeued after --lease.")
+    shared(w)
+    w.add_argument("--name", help="worker name in the job records (default host:pid)")
+    w.add_argument("--max-batches", type=int, help="stop after this many batches")
+    w.set_defaults(func=cmd_worker)
 
 
 def main(argv: list[str] | None = None) -> int:

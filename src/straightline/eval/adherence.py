@@ -283,7 +283,7 @@ def _validate(pipeline, prompt: str, fields: dict):
     return validate_request(prompt, info=pipeline.info, **fields)
 
 
-def evaluate(pipeline, cases: list[Case], *, batch: int = 8, seed: int = 0, progress=None,
+def evaluate(pipeline, cases: list[Case], *, batch: int = 8, seed: int = 0, progress=None, keep=None,
              **request_fields) -> list[dict]:
     """Generate every case's prompt and score the clip against its scene.
 
@@ -293,6 +293,7 @@ def evaluate(pipeline, cases: list[Case], *, batch: int = 8, seed: int = 0, prog
         batch: requests per generate call (requests of one shape run as one batch).
         seed: case k is generated with seed + k, so a run can be repeated exactly.
         progress: called as progress(done, total) after each batch.
+        keep: called as keep(case, result, score) for every clip (eval.report keeps clips and scores).
         request_fields: validate_request fields (steps, cfg, fps, resolution, sampler, negative, ...). aspect
             and seconds default to the scene's, which the prompt was written for.
     Returns:
@@ -304,8 +305,11 @@ def evaluate(pipeline, cases: list[Case], *, batch: int = 8, seed: int = 0, prog
         requests = [_validate(pipeline, prompt, {"aspect": scene.aspect, "seconds": scene.duration,
                                                   "seed": seed + start + j, **request_fields})
                     for j, (prompt, scene) in enumerate(chunk)]
-        for (prompt, scene), result in zip(chunk, pipeline.generate(requests)):
+        for case, result in zip(chunk, pipeline.generate(requests)):
+            scene = case[1]
             scored.append((split_of(scene), score(result.frames, result.fps, scene)))
+            if keep:
+                keep(case, result, scored[-1][1])
         if progress:
             progress(len(scored), len(cases))
     return accuracy_table(scored)

@@ -11,7 +11,7 @@ for shorter clips) resized to 64 x 64 (stretched: training sees every aspect), i
 keeps speeds comparable across frame rates.
 
 Model: four 3D convolutions (3 x 3 x 3; spatial stride 2 each, temporal stride 2 in the middle two), GELU, global
-average pool, a linear embedding of FEATURE_DIM (the features, taken before any non-linearity) and five linear
+average and max pools, a linear embedding of FEATURE_DIM (the features, taken before any non-linearity) and five linear
 heads. About 0.15 GFLOP per clip forward.
 
 Training (`train`, or `python -m straightline.eval.classifier --out DIR`): ToyWorld scenes of every split (the
@@ -30,9 +30,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from ..world import render, sample_scene, vocab
 
@@ -75,21 +75,23 @@ def labels_of(scene) -> dict[str, torch.Tensor]:
 # --- model ----------------------------------------------------------------------------------------------
 
 class VideoClassifier(nn.Module):
-    def __init__(self, cfg: ClassifierConfig = ClassifierConfig()):
+    def __init__(self, cfg: ClassifierConfig | None = None):
         super().__init__()
-        self.cfg = cfg
+        self.cfg = cfg = cfg or ClassifierConfig()
         strides = [(1, 2, 2), (2, 2, 2), (2, 2, 2), (1, 2, 2)]
         layers, cin = [], 3
         for cout, stride in zip(cfg.channels, strides):
             layers += [nn.Conv3d(cin, cout, 3, stride, padding=1), nn.GroupNorm(8, cout), nn.GELU()]
             cin = cout
         self.body = nn.Sequential(*layers)
-        self.embed = nn.Linear(cin, cfg.feature_dim)
+        self.embed = nn.Linear(2 * cin, cfg.feature_dim)
         self.heads = nn.ModuleDict({name: nn.Linear(cfg.feature_dim, len(words)) for name, words in HEADS.items()})
 
     def embedding(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, FRAMES, SIDE, SIDE) -> features (B, feature_dim)."""
-        return self.embed(self.body(x).mean(dim=(2, 3, 4)))
+        h = self.body(x)
+        # the mean says what fills the frame (background, camera); the max, what is there at all (a small object)
+        return self.embed(torch.cat([h.mean(dim=(2, 3, 4)), h.amax(dim=(2, 3, 4))], dim=1))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h = F.gelu(self.embedding(x))
@@ -168,14 +170,20 @@ def make_example(seed: int, rng: random.Random) -> tuple[torch.Tensor, dict]:
     return prepare(frames, CLIP_FPS), labels_of(scene)
 
 
-def _dataset(n: int, seed_base: int, degrade: bool) -> tuple[torch.Tensor, dict]:
+def _dataset(n: int, seed_base: int, degrade: bool, cache: str | None = None) -> tuple[torch.Tensor, dict]:
+    if cache and Path(cache).is_file():
+        saved = torch.load(cache)
+        return saved["x"].float().div(127.5).sub(1), saved["y"]
     rng = random.Random(seed_base)
     xs, ys = [], []
     for i in range(n):
         x, y = make_example(seed_base + i, rng)
         xs.append(_degrade(x, rng) if degrade else x)
         ys.append(y)
-    return torch.stack(xs), {k: torch.stack([y[k] for y in ys]) for k in ys[0]}
+    x, y = torch.stack(xs), {k: torch.stack([y[k] for y in ys]) for k in ys[0]}
+    if cache:
+        torch.save({"x": x.add(1).mul(127.5).round().to(torch.uint8), "y": y}, cache)
+    return x, y
 
 
 def loss_of(logits: dict, labels: dict) -> torch.Tensor:
@@ -207,12 +215,13 @@ def accuracy(model: VideoClassifier, x: torch.Tensor, labels: dict, batch: int =
 
 
 def train(out, *, n_train: int = 6000, n_val: int = 500, epochs: int = 10, batch: int = 32, lr: float = 2e-3,
-          seed: int = 0, log=print) -> dict:
-    """Render a fixed ToyWorld training set, train the classifier on the CPU, save it with its accuracy."""
+          seed: int = 0, cache: str | None = None, log=print) -> dict:
+    """Render a fixed ToyWorld training set, train the classifier on the CPU, save it with its accuracy.
+    `cache`: a file prefix where the rendered sets are kept between runs."""
     torch.manual_seed(seed)
     start = time.perf_counter()
-    x_train, y_train = _dataset(n_train, TRAIN_SEED, degrade=True)
-    x_val, y_val = _dataset(n_val, VAL_SEED, degrade=False)
+    x_train, y_train = _dataset(n_train, TRAIN_SEED, degrade=True, cache=cache and f"{cache}-train{n_train}.pt")
+    x_val, y_val = _dataset(n_val, VAL_SEED, degrade=False, cache=cache and f"{cache}-val{n_val}.pt")
     log(f"rendered {n_train} + {n_val} clips in {time.perf_counter() - start:.0f} s")
     model = VideoClassifier()
     steps = epochs * math.ceil(n_train / batch)
@@ -252,8 +261,9 @@ def main():
     parser.add_argument("--n-val", type=int, default=500)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", help="file prefix to keep the rendered clips between runs")
     args = parser.parse_args()
-    meta = train(args.out, n_train=args.n_train, n_val=args.n_val, epochs=args.epochs, seed=args.seed,
+    meta = train(args.out, n_train=args.n_train, n_val=args.n_val, epochs=args.epochs, seed=args.seed, cache=args.cache,
                  log=lambda s: print(s, flush=True))
     print(json.dumps(meta["validation"], indent=2))
 

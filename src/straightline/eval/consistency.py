@@ -72,7 +72,7 @@ def _flicker(frames, tracks) -> float:
         for t in torch.nonzero(track.present)[:, 0].tolist():
             x0, y0, x1, y1 = track.bbox[t].tolist()
             m = int(NEAR_PX)
-            background[t, max(0, int(y0) - m):int(math.ceil(y1)) + m, max(0, int(x0) - m):int(math.ceil(x1)) + m] = False
+            background[t, max(0, int(y0) - m):math.ceil(y1) + m, max(0, int(x0) - m):math.ceil(x1) + m] = False
     still = background[1:] & background[:-1]
     if T < 2 or not still.any():
         return float("nan")
@@ -99,7 +99,7 @@ def _permanence(tracks, scene, T, fps) -> list[bool]:
         if e["type"] != "occlusion" or e["until"] is None or e["until"] > end - 2 / fps:
             continue
         track = by_color.get(scene.objects[e["behind"]].color)
-        after = int(math.ceil(e["until"] * fps)) + 1
+        after = math.ceil(e["until"] * fps) + 1
         out.append(track is not None and bool(track.present[after:].any()))
     return out
 

@@ -30,13 +30,13 @@ exact positions (a text prompt does not fix them):
 Splits: "in-distribution" (scenes of the training distribution) vs "held-out" (the moving object is one of the
 world's held-out colour x shape x motion triples).
 
-With frame conditioning (the hook): the model is given the first CONDITION_FRAMES frames of the ground-truth clip
-and must continue it; then positions are comparable, and "position error" (RMS, short sides, after the given
-frames) against the simulator's continuation is added. The splits become in-distribution vs out-of-distribution
-speeds (OOD_TIME_SCALE: the world played faster, so speeds and gravity leave the trained range) and sizes
-(OOD_ZOOM: a closer view, objects larger than "large"). `continue_clip` is the one function to fill in when
-pipeline.Pipeline gains image/video conditioning; until then the reference pipeline (eval/reference.py) is the
-only model it runs on.
+With frame conditioning (`condition=True`): the model is given the first CONDITION_FRAMES frames of the
+ground-truth clip and continues it (pipeline's extend mode, `continue_clip`); then positions are comparable, and
+"position error" (RMS, short sides, after the given frames) against the simulator's continuation is added. The
+splits become in-distribution vs out-of-distribution speeds (OOD_TIME_SCALE: the world played faster, so speeds
+and gravity leave the trained range) and sizes (OOD_ZOOM: a closer view, objects larger than "large"), which no
+caption can ask for. Motion metrics are then measured over the whole clip, given frames included (a descent may
+be over before they end), so they are diluted towards the truth; position error counts only the new frames.
 """
 
 import inspect
@@ -74,7 +74,13 @@ class PhysicsCase(NamedTuple):
 
 def _accept(scene: Scene, kind: str) -> bool:
     o = scene.objects[0]
-    return scene.scenario == SCENARIOS[kind] and o.motion in MOTIONS[kind]
+    if not (scene.scenario == SCENARIOS[kind] and o.motion in MOTIONS[kind]):
+        return False
+    if kind != "collision":
+        return True
+    # the collision must leave a few frames either side of it inside the clip to be measured
+    hits = [e["t"] for e in simulate(scene).events if e["type"] == "collision"]
+    return bool(hits) and 0.4 <= hits[0] <= scene.duration - 0.5
 
 
 def physics_cases(n: int, kind: str, split: str = "train", *, seed: int = 0, aspect="16:9",
@@ -255,15 +261,26 @@ def position_error(frames, centres: torch.Tensor, case: PhysicsCase, start: int)
 # --- generating and summarising -----------------------------------------------------------------------------
 
 def can_condition(pipeline) -> bool:
-    """True when the pipeline can continue given frames (see continue_clip)."""
-    return hasattr(pipeline, "continue_clip")
+    """True when the pipeline can continue given frames: its own continue_clip (eval.reference), or
+    pipeline.validate_request's extend mode."""
+    if hasattr(pipeline, "continue_clip"):
+        return True
+    from ..pipeline import validate_request
+    return "mode" in inspect.signature(validate_request).parameters and hasattr(pipeline, "generate")
 
 
 def continue_clip(pipeline, request, given: torch.Tensor):
-    """HOOK: generate `request` as a continuation of the frames `given` (uint8 (K, H, W, 3), the first K frames
-    of the result). When pipeline.Pipeline gains image/video conditioning, call it here (and make
-    can_condition say so); today only eval.reference.WorldPipeline implements it."""
-    return pipeline.continue_clip(request, given)
+    """Generate `request` as a continuation of the frames `given` (uint8 (K, H, W, 3)): pipeline.Pipeline's
+    extend mode (forward), whose result starts with the given frames themselves; the reference pipeline's own
+    continue_clip."""
+    if hasattr(pipeline, "continue_clip"):
+        return pipeline.continue_clip(request, given)
+    from ..pipeline import validate_request
+    extend = validate_request(request.prompt, mode="extend", video=given, frames=request.frames - len(given),
+                              fps=request.fps, size=(request.width, request.height), steps=request.steps,
+                              cfg=request.cfg, seed=request.seed, sampler=request.sampler, negative=request.negative,
+                              info=pipeline.info)
+    return pipeline.generate([extend])[0]
 
 
 def _validate(pipeline, prompt, fields):
@@ -306,7 +323,8 @@ def run_physics(pipeline, cases: list[PhysicsCase], *, batch: int = 8, seed: int
         for c, result, (frames, centres) in zip(chunk, results, truths):
             # motion is measured over the whole clip (a descent may be over before the given frames end);
             # positions only where the model chose them
-            record = {"kind": c.kind, "split": c.split, "prompt": c.prompt, "conditioned": condition,
+            record = {"kind": c.kind, "split": f"{c.split}, given frames" if condition else c.split,
+                      "prompt": c.prompt, "conditioned": condition,
                       "model": measure(result.frames, result.fps, c), "truth": measure(frames, result.fps, c)}
             if condition:
                 record["position error"] = position_error(result.frames, centres, c, CONDITION_FRAMES)
@@ -340,7 +358,7 @@ def summarize(records: list[dict], source: str = "model") -> list[dict]:
     for (kind, split), group in groups.items():
         measured = [r[source] for r in group]
 
-        def add(metric, summary, better):
+        def add(metric, summary, better, kind=kind, split=split):
             rows.append({"kind": kind, "split": split, "metric": metric, "better": better, **summary})
         add("found", stats.rate(sum(m["found"] for m in measured), len(measured)), "higher")
         for event in ("moved", "descended", "collided"):      # per kind: a motion was seen at all

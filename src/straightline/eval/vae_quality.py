@@ -1,0 +1,63 @@
+"""Reconstruction quality of a video autoencoder: PSNR and SSIM on held-out ToyWorld clips and on real clips.
+
+    rows = quality(vae, n_toy=12)        # one row per clip: set, clip, size, frames, psnr, ssim
+
+ToyWorld clips are fresh scenes (seeds 10^9 + i, which training never draws) at 16:9, 9:16 and 1:1; real clips
+are the files in ../shared/media at their native aspect ratio (short side `real_short`, or native when smaller).
+benchmarks/bench_vae.py and the evaluation report both call this.
+"""
+
+from pathlib import Path
+
+from ..data import from_model_output, to_model_input
+from ..metrics import psnr, ssim
+from ..request import size_for
+from ..video_io import probe, read_video
+from ..world import render, sample_scene
+
+MEDIA = Path(__file__).resolve().parents[3].parent / "shared" / "media"
+MEDIA_SUFFIXES = (".mp4", ".gif")
+
+
+def reconstruct(vae, frames, device="cpu"):
+    """uint8 (T, H, W, 3) -> the VAE's reconstruction, uint8 (T, H, W, 3)."""
+    return from_model_output(vae.decode(vae.encode(to_model_input(frames[None]).to(device))).cpu())[0]
+
+
+def toyworld_rows(vae, n: int, *, device="cpu", short: int = 144, frames: int = 33, fps: float = 24) -> list[dict]:
+    rows = []
+    aspects = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
+    for i in range(n):
+        name = list(aspects)[i % 3]
+        w, h = size_for(aspects[name], short if name != "1:1" else short * 4 // 3)
+        scene = sample_scene(10 ** 9 + i, aspect=aspects[name], duration=(frames - 1) / fps)
+        clip = render(scene, w, h, fps=fps, num_frames=frames).frames
+        rec = reconstruct(vae, clip, device)
+        rows.append({"set": "toyworld", "clip": f"seed {10 ** 9 + i} ({scene.background})", "size": f"{w}x{h}",
+                     "frames": frames, "psnr": psnr(rec, clip), "ssim": ssim(rec, clip)})
+    return rows
+
+
+def real_rows(vae, *, device="cpu", short: int = 256, max_frames: int = 33, media: Path = MEDIA,
+              limit: int | None = None) -> list[dict]:
+    """Rows for the real clips in `media` (none when the folder is absent)."""
+    rows = []
+    paths = sorted(p for p in media.glob("*") if p.suffix.lower() in MEDIA_SUFFIXES) if media.is_dir() else []
+    for path in paths[:limit]:
+        info = probe(path)
+        aspect = info["width"] / info["height"]
+        side = min(short, info["height"], info["width"]) // 8 * 8      # never upscale a small clip
+        w, h = size_for(aspect, side, multiple=8)
+        frames = read_video(path, max_frames=max_frames, size=(w, h), fit="crop").frames
+        frames = frames[: 1 + 4 * ((frames.shape[0] - 1) // 4)]
+        rec = reconstruct(vae, frames, device)
+        rows.append({"set": "real", "clip": path.name, "size": f"{w}x{h} (from {info['width']}x{info['height']})",
+                     "frames": frames.shape[0], "psnr": psnr(rec, frames), "ssim": ssim(rec, frames)})
+    return rows
+
+
+def quality(vae, n_toy: int = 12, *, device="cpu", toy_short: int = 144, real_short: int = 256,
+            frames: int = 33, real_limit: int | None = None) -> list[dict]:
+    """PSNR/SSIM rows for n_toy ToyWorld clips and the real clips (see the module docstring)."""
+    return (toyworld_rows(vae, n_toy, device=device, short=toy_short, frames=frames)
+            + real_rows(vae, device=device, short=real_short, max_frames=frames, limit=real_limit))
