@@ -242,3 +242,22 @@ def test_cli_missing_model_is_one_line(tmp_path, capsys):
     assert main(["generate", "a red ball", "--model", str(tmp_path / "no-such-model")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("straightline: error: model=") and "model.json" in err and err.count("\n") == 1
+
+
+def test_cli_reads_the_request_with_intent_and_flags_win(model_dir, tmp_path, capsys):
+    """By default generate rewrites the request into the model's caption style and takes parameters from its
+    words (here Chinese: vertical, 1 second); explicit flags override the words; --no-intent keeps the prompt."""
+    args = ["--model", str(model_dir), "--steps", "1", "--seed", "3", "--fps", "8", "--resolution", "32"]
+    assert main(["generate", "一个红色的球在弹跳，竖屏，1秒", "-o", str(tmp_path / "a.mp4"), *args]) == 0
+    printed = capsys.readouterr().out
+    assert "prompt:" in printed and "red ball" in printed                 # the expanded prompt is shown
+    info = probe(tmp_path / "a.mp4")
+    assert (info["width"], info["height"], info["num_frames"]) == (32, 64, 9)   # 9:16 from 竖屏, 1 s at 8 fps
+    assert main(["generate", "a red ball bouncing, vertical", "--aspect", "16:9", "-o", str(tmp_path / "b.mp4"),
+                 "--seconds", "0.5", *args]) == 0
+    assert (probe(tmp_path / "b.mp4")["width"], probe(tmp_path / "b.mp4")["height"]) == (64, 32)   # the flag wins
+    capsys.readouterr()
+    assert main(["generate", "a red ball bouncing, vertical", "--no-intent", "-o", str(tmp_path / "c.mp4"),
+                 "--seconds", "0.5", *args]) == 0
+    assert "prompt:" not in capsys.readouterr().out
+    assert probe(tmp_path / "c.mp4")["width"] == 64                       # the model's default aspect (16:9)

@@ -6,6 +6,7 @@ are printed as one line naming what was wrong and what is allowed, with exit sta
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -274,16 +275,55 @@ def _validate(args, prompt, **fields):
     return validate_request(prompt, info=load_info(args.model), **fields)
 
 
+def _understood(args, prompt: str, fields: dict) -> tuple[str, dict]:
+    """The request as the model understands it (intent.py): a caption in the style it was trained on, and the
+    parameters the words asked for ("vertical", "10秒"). Flags given on the command line win over the words.
+    Prints what was understood, so the user always sees the prompt that is actually generated."""
+    if args.no_intent:
+        return prompt, fields
+    from .intent import expand
+    from .model import load_info
+
+    if args.seed is None:   # one seed draws what the words leave open and the noise, so both are reproducible
+        args.seed = int.from_bytes(os.urandom(4), "little")
+    info = load_info(args.model)
+    intent = expand(prompt, seed=args.seed, default_negative="", default_aspect=info.default("aspect"),
+                    default_seconds=info.default("seconds"))
+    print(intent.summary())
+    words = intent.request_fields()
+    flags = {k: v for k, v in fields.items() if v is not None}
+    flags |= {f: getattr(args, f) for f in ("fps", "aspect", "resolution", "size") if getattr(args, f) is not None}
+    if args.negative:
+        flags["negative"] = args.negative
+    if "size" in flags:                       # an explicit size replaces the words' aspect and resolution
+        words = {k: v for k, v in words.items() if k not in ("aspect", "resolution")}
+    if {"aspect", "resolution"} & flags.keys():
+        words.pop("size", None)
+    if "frames" in flags:
+        words.pop("seconds", None)
+    merged = words | flags
+    return merged.pop("prompt"), {**fields, **merged}
+
+
+def _validate_understood(args, prompt, **fields):
+    prompt, fields = _understood(args, prompt, fields)
+    from .model import load_info
+    from .pipeline import validate_request
+    fields = {f: getattr(args, f) for f in SAMPLING_FIELDS} | fields
+    return validate_request(prompt, info=load_info(args.model), **fields)
+
+
 def cmd_generate(args) -> None:
     # validate everything (and read the images) before loading the model
     timing = {"seconds": args.seconds, "frames": args.frames}
-    requests = [_validate(args, p, image=args.image, end_image=args.end_image, **timing) for p in args.prompt]
+    requests = [_validate_understood(args, p, image=args.image, end_image=args.end_image, **timing)
+                for p in args.prompt]
     image = requests[0].frames == 1
     _run_and_write(args, requests, _output_paths(args.out, args.prompt, image))
 
 
 def cmd_image(args) -> None:
-    requests = [_validate(args, p, seconds=0) for p in args.prompt]
+    requests = [_validate_understood(args, p, seconds=0) for p in args.prompt]
     _run_and_write(args, requests, _output_paths(args.out, args.prompt, image=True))
 
 
@@ -391,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "prompts a folder or a pattern with {i} (1, 2, ...). Default: a slug of the prompt")
     g.add_argument("--image", help="the first frame: an image (or a video's first frame)")
     g.add_argument("--end-image", help="the last frame: an image (held for the last 4 frames)")
+    g.add_argument("--no-intent", action="store_true", help="use the prompt as written: no rewriting into the "
+                   "model's caption style, no parameters read from its words")
     _generation_args(g)
     g.set_defaults(func=cmd_generate)
 
@@ -399,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("prompt", nargs="+")
     im.add_argument("-o", "--out", help="output file (.png, .jpg, .webp, .bmp); with several prompts a folder "
                     "or a pattern with {i}. Default: a slug of the prompt")
+    im.add_argument("--no-intent", action="store_true", help="use the prompt as written (see generate --help)")
     _generation_args(im, seconds_help=None)
     im.set_defaults(func=cmd_image)
 
