@@ -401,7 +401,7 @@ def cmd_eval(args) -> None:
     suite = suite_with(args.suite, adherence_n=args.n, seed=args.seed)
     earlier = None
     if args.compare and Path(args.compare, "report.json" if Path(args.compare).is_dir() else "").is_file():
-        earlier = load_run(args.compare)[0]          # an earlier report: compared without running it again
+        earlier = load_run(args.compare, figures_to=args.out)[0]   # an earlier report: not run again
     pipelines = [pipeline_of(args.model)] + ([pipeline_of(args.compare)] if args.compare and not earlier else [])
     runs = [run_suite(p, suite, args.out, label=str(m)) for p, m in zip(pipelines, (args.model, args.compare))]
     json_path, md_path = write_report(args.out, runs + ([earlier] if earlier else []))

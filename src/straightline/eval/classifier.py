@@ -10,8 +10,9 @@ Input (`prepare`): any clip -> 8 frames at 6 fps (t = 0, 1/6, ..., 7/6 s; neares
 for shorter clips) resized to 64 x 64 (stretched: training sees every aspect), in [-1, 1]. A fixed time step
 keeps speeds comparable across frame rates.
 
-Model: four 3D convolutions (3 x 3 x 3; spatial stride 2 each, temporal stride 2 in the middle two), GELU, global
-average and max pools, a linear embedding of FEATURE_DIM (the features, taken before any non-linearity) and five linear
+Model: RGB plus 12 fixed palette channels (closeness of each pixel to each object colour, `palette_channels`), four
+3D convolutions (3 x 3 x 3; spatial stride 2 each, temporal stride 2 in the middle two), GroupNorm and GELU,
+global average and max pools, a linear embedding of FEATURE_DIM (the features, taken before any non-linearity) and five linear
 heads. About 0.15 GFLOP per clip forward.
 
 Training (`train`, or `python -m straightline.eval.classifier --out DIR`): ToyWorld scenes of every split (the
@@ -35,6 +36,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..world import render, sample_scene, vocab
+from ..world.perception import (  # private, but the one definition of the palette in Lab
+    _palette_lab,
+    _to_lab,
+)
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "weights" / "classifier"
 FRAMES, CLIP_FPS, SIDE = 8, 6.0, 64
@@ -74,12 +79,25 @@ def labels_of(scene) -> dict[str, torch.Tensor]:
 
 # --- model ----------------------------------------------------------------------------------------------
 
+PALETTE_WIDTH = 20.0     # Lab: object colours are >= 27 apart, so each channel lights up for one colour
+
+
+def palette_channels(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, T, H, W) in [-1, 1] -> (B, 12, T, H, W): closeness of each pixel to each object colour,
+    exp(-(Lab distance / PALETTE_WIDTH)^2). A fixed first layer: learned from scratch, colour detectors for a
+    few-pixel object took the network thousands of steps (and a CPU budget it did not have); with them, the
+    colours present are a max-pool away and the layers above spend their capacity on shapes and motion."""
+    rgb = (x.movedim(1, -1) + 1) * 127.5                                          # (B, T, H, W, 3)
+    distance = torch.cdist(_to_lab(rgb).reshape(-1, 3), _palette_lab())          # (B·T·H·W, 12)
+    close = torch.exp(-(distance / PALETTE_WIDTH) ** 2).reshape(*rgb.shape[:-1], -1)
+    return close.movedim(-1, 1)
+
 class VideoClassifier(nn.Module):
     def __init__(self, cfg: ClassifierConfig | None = None):
         super().__init__()
         self.cfg = cfg = cfg or ClassifierConfig()
         strides = [(1, 2, 2), (2, 2, 2), (2, 2, 2), (1, 2, 2)]
-        layers, cin = [], 3
+        layers, cin = [], 3 + len(vocab.COLORS)
         for cout, stride in zip(cfg.channels, strides):
             layers += [nn.Conv3d(cin, cout, 3, stride, padding=1), nn.GroupNorm(8, cout), nn.GELU()]
             cin = cout
@@ -89,7 +107,7 @@ class VideoClassifier(nn.Module):
 
     def embedding(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, FRAMES, SIDE, SIDE) -> features (B, feature_dim)."""
-        h = self.body(x)
+        h = self.body(torch.cat([x, palette_channels(x)], dim=1))
         # the mean says what fills the frame (background, camera); the max, what is there at all (a small object)
         return self.embed(torch.cat([h.mean(dim=(2, 3, 4)), h.amax(dim=(2, 3, 4))], dim=1))
 

@@ -245,16 +245,22 @@ def measure(frames, fps: float, case: PhysicsCase, start: int = 0) -> dict:
 
 def position_error(frames, centres: torch.Tensor, case: PhysicsCase, start: int) -> float | None:
     """RMS distance (short sides) from frame `start` on between the perceived track of the case's first object
-    and its true centre (N, T, 2 px); None if never seen there."""
+    and its true centre (N, T, 2 px), over the frames where the truth shows the object whole inside the frame
+    (a cut outline's centroid is off its centre); None if never seen there."""
     frames = torch.as_tensor(frames)
+    T, H, W, _ = frames.shape
+    short = min(H, W)
     track = next((t for t in perceive(frames) if t.color == case.scene.objects[0].color), None)
     if track is None:
         return None
-    seen = track.present.clone()
+    r = case.scene.objects[0].radius * case.zoom * short * 1.05
+    x, y = centres[0, :T].unbind(-1)
+    inside = (x - r >= 0) & (x + r <= W) & (y - r >= 0) & (y + r <= H)
+    seen = track.present & inside
     seen[:start] = False
     if not seen.any():
         return None
-    gap = (track.center[seen].double() - centres[0][seen].double()).norm(dim=1) / min(frames.shape[1:3])
+    gap = (track.center[seen].double() - centres[0, :T][seen].double()).norm(dim=1) / short
     return float(gap.pow(2).mean().sqrt())
 
 

@@ -53,8 +53,8 @@ def interval_chart(rows, title: str, xlabel: str, path, *, limits=None, referenc
         pad = 0.05 * (hi - lo or 1.0)
         limits = (lo - pad, hi + pad)
     lo, hi = limits
-    font, small = _font(14), _font(12)
-    row_h, label_w, plot_w, n_w = 22, 260, 420, 70
+    font, small = _font(13), _font(12)
+    row_h, label_w, plot_w, n_w = 22, 340, 420, 70
     height = 60 + row_h * sum(len(points) for _, points in rows) + 8 * len(rows) + 50
     image = Image.new("RGB", (label_w + plot_w + n_w + 30, height), "white")
     draw = ImageDraw.Draw(image)
@@ -70,7 +70,7 @@ def interval_chart(rows, title: str, xlabel: str, path, *, limits=None, referenc
             draw.line([(x_of(reference), y), (x_of(reference), y + 4)], fill=MUTED)
     y = top + 8
     for label, points in rows:
-        draw.text((10, y), label[:38], fill=INK, font=font)
+        draw.text((10, y), label if len(label) <= 50 else label[:49] + "…", fill=INK, font=font)
         for name, value, low, high, n in points:
             color = COLORS[series.index(name) % len(COLORS)]
             mid = y + row_h / 2 - 2

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -596,10 +597,21 @@ def write_report(out, runs: list[dict]) -> tuple[Path, Path]:
     return json_path, md_path
 
 
-def load_run(path) -> list[dict]:
-    """The runs of an earlier report (its folder or its report.json)."""
+def load_run(path, figures_to=None) -> list[dict]:
+    """The runs of an earlier report (its folder or its report.json); `figures_to`: a report folder to copy its
+    runs' own figures (contact sheets, trajectories) into, so a new report.md can show them."""
     path = Path(path)
-    return json.loads((path / "report.json" if path.is_dir() else path).read_text())["runs"]
+    path = path / "report.json" if path.is_dir() else path
+    runs = json.loads(path.read_text())["runs"]
+    if figures_to is not None:
+        target = Path(figures_to) / "figures"
+        target.mkdir(parents=True, exist_ok=True)
+        for run in runs:
+            for name in [s["path"] for s in run["sheets"]] + run["figures"]:
+                source = path.parent / "figures" / name
+                if source.is_file() and source.resolve() != (target / name).resolve():
+                    shutil.copyfile(source, target / name)
+    return runs
 
 
 def suite_with(name: str, **overrides) -> Suite:

@@ -1,0 +1,164 @@
+"""The evaluation suite (eval/*, `straightline eval`), with known answers.
+
+The instrument-sanity test: ToyWorld's own renders (the oracle, eval.reference.WorldPipeline) score near-perfect on
+every metric, and each deliberate damage — shuffled frames, frozen motion, noise, a colour swap, a teleport —
+scores clearly worse on the metrics meant to catch it. The rest: Fréchet distance, interval helpers, physics with
+given frames (OOD ground truth), the report and the CLI end to end (reference vs a tiny model folder, compared).
+Clips are small (short side 96, 12 fps, 1-2 s) and counts tiny."""
+
+import json
+
+import pytest
+import torch
+
+from straightline import dit as dit_module
+from straightline import vae as vae_module
+from straightline.cli import main
+from straightline.eval import physics, stats
+from straightline.eval.classifier import DEFAULT_PATH as CLASSIFIER
+from straightline.eval.distance import frechet
+from straightline.eval.reference import WorldPipeline
+from straightline.eval.report import SUITES, Suite
+from straightline.eval.sanity import sanity
+from straightline.model import ModelInfo, save_model
+
+SHIPPED_CLASSIFIER = (CLASSIFIER / "classifier.safetensors").is_file()
+
+
+@pytest.fixture(scope="module")
+def table():
+    return sanity(n=4, physics_n=1, resolution=96, fps=12, classifier=SHIPPED_CLASSIFIER)
+
+
+def test_the_world_scores_near_perfect_on_every_metric(table):
+    world = table[None]
+    assert world["adherence: colour"] >= 0.95 and world["adherence: shape"] >= 0.95
+    assert world["adherence: direction"] >= 0.9
+    assert world["physics: found"] == 1 and world["physics: descended"] == 1 and world["physics: collided"] == 1
+    assert world["physics: uniform speed error"] < 0.05 and world["physics: uniform extrapolation"] < 0.01
+    assert world["physics: gravity error"] < 0.1
+    assert world["consistency: flicker"] < 0.5
+    for failure in ("teleports", "identity switches", "objects from nowhere"):
+        assert world[f"consistency: clips with {failure}"] == 0, failure
+    assert world["consistency: permanence"] == 1
+    if SHIPPED_CLASSIFIER:
+        assert world["distance: Fréchet"] == pytest.approx(0, abs=1e-6)
+
+
+# each damage, and the metrics that must see it (strictly worse than the world by a clear margin)
+CAUGHT_BY = {
+    "frozen": {"adherence: direction": -0.5, "physics: uniform speed error": 0.8, "physics: descended": -0.9,
+               "physics: collided": -0.9},
+    "shuffled": {"physics: uniform speed error": 0.2, "physics: uniform extrapolation": 0.03,
+                 "consistency: clips with teleports": 0.3},
+    "noise": {"adherence: colour": -0.8, "physics: found": -0.9, "consistency: flicker": 20},
+    "color swap": {"consistency: clips with identity switches": 0.5},
+    "teleport": {"physics: uniform extrapolation": 0.03, "consistency: clips with teleports": 0.3},
+}
+
+
+@pytest.mark.parametrize("damage", list(CAUGHT_BY))
+def test_each_damage_scores_clearly_worse(table, damage):
+    world, damaged = table[None], table[damage]
+    for metric, margin in CAUGHT_BY[damage].items():
+        if margin > 0:
+            assert damaged[metric] >= world[metric] + margin, (metric, damaged[metric], world[metric])
+        else:
+            assert damaged[metric] <= world[metric] + margin, (metric, damaged[metric], world[metric])
+    if SHIPPED_CLASSIFIER and damage != "color swap":
+        assert damaged["distance: Fréchet"] > 1e-3
+
+
+def test_frechet_distance_known_values():
+    torch.manual_seed(0)
+    a = torch.randn(4000, 3, dtype=torch.float64)
+    assert frechet(a, a) == pytest.approx(0, abs=1e-9)
+    # a shift by m adds |m|^2; scaling by 2 gives |mu|^2 + tr(C + 4C - 2 (4 C^2)^(1/2)) = |mu|^2 + tr(C)
+    assert frechet(a, a + torch.tensor([1.0, 2.0, 0.0])) == pytest.approx(5, abs=1e-6)
+    assert frechet(a, 2 * a) == pytest.approx(float(a.mean(0).pow(2).sum() + torch.cov(a.T).trace()), rel=1e-6)
+
+
+def test_interval_helpers():
+    r = stats.rate(5, 10)
+    assert (r["value"], r["n"]) == (0.5, 10) and r["low"] == pytest.approx(0.2366, abs=1e-4)
+    m = stats.mean([1.0, 2.0, 3.0, float("nan"), None])
+    assert m["value"] == 2 and m["n"] == 3 and 1 <= m["low"] <= 2 <= m["high"] <= 3
+    assert stats.mean([])["n"] == 0 and stats.spread([1.0, 3.0])["value"] == pytest.approx(2 ** 0.5)
+    assert stats.fmt(r, percent=True) == "50.0% (23.7–76.3, n=10)"
+
+
+def test_physics_with_given_frames_out_of_distribution():
+    # the oracle continues the true clip: positions match the simulator, and OOD ground truth is still physics
+    cases = physics.physics_cases(1, "uniform") + physics.physics_cases(1, "parabolic")
+    pipe = WorldPipeline()
+    records = physics.run_physics(pipe, cases + physics.ood_cases(cases), resolution=96, fps=12, condition=True)
+    assert {r["split"] for r in records} == {"in-distribution, given frames", "ood speed, given frames",
+                                             "ood size, given frames"}
+    # position error counts frames where the truth shows the object whole (a closer view may never: None)
+    assert all(r["position error"] < 0.02 for r in records if r["split"] != "ood size, given frames")
+    assert all(r["position error"] is None or r["position error"] < 0.02 for r in records)
+    for r in records:
+        if r["split"] == "ood size, given frames":
+            continue           # objects cut by the edges of the closer view: see "world" in a report
+        assert r["model"]["speed error"] < 0.05, r
+        if "gravity" in r["model"]:
+            assert abs(r["model"]["gravity"] - 1) < 0.05, r     # ood speed plays gravity 2.56x: still found
+    frozen = physics.run_physics(WorldPipeline("frozen"), cases[:1], resolution=96, fps=12, condition=True)
+    assert frozen[0]["position error"] > 0.05
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny untrained model folder, nudged off its zero init (see tests/test_pipeline.py)."""
+    torch.manual_seed(0)
+    dit = dit_module.DiT(dit_module.PRESETS["tiny"])
+    with torch.no_grad():
+        for p in dit.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    path = tmp_path_factory.mktemp("model")
+    save_model(path, dit, vae_module.VideoVAE(vae_module.PRESETS["tiny"]), ModelInfo(defaults={"max_tokens": 1024}))
+    return path
+
+
+TINY = Suite("quick", resolution=64, fps=8, seconds=1.0, physics_seconds=2.0, adherence_n=1, caption_n=1,
+             physics_n=1, physics_given_n=1, occlusion_n=1, framing_n=1, speed_sizes=((1.0, 64),), speed_repeats=1,
+             vae_toy=1, vae_real=1, vae_frames=5, steps=2, cfg=2.0)
+
+
+def test_cli_writes_a_report_and_compares_two_models(model_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(SUITES, "quick", TINY)
+    out = tmp_path / "report"
+    assert main(["eval", "--model", str(model_dir), "--compare", "reference", "--suite", "quick", "-o", str(out),
+                 "--device", "cpu"]) == 0
+    runs = json.loads((out / "report.json").read_text())["runs"]
+    assert [r["label"] for r in runs] == [str(model_dir), "reference"]
+    sections = {m["section"] for m in runs[0]["metrics"]}
+    assert {"adherence", "physics", "consistency", "framing", "speed", "vae"} <= sections
+    assert ("distance" in sections) == SHIPPED_CLASSIFIER
+    model_speed = next(r for r in runs[0]["sections"]["speed"]["table"])
+    assert model_speed["tflops"] > 0 and model_speed["compute_per_video_second"]["value"] > 0
+    assert runs[0]["sections"]["physics"]["conditioned"]          # the pipeline's extend mode continues clips
+    assert all({"value", "low", "high", "n"} <= set(m) for r in runs for m in r["metrics"])
+    md = (out / "report.md").read_text()
+    assert "Δ (1st − 2nd)" in md and "## 2. Physics" in md and "## 7. Video autoencoder" in md
+    assert_figures_exist(out)
+    assert "wrote" in capsys.readouterr().out
+    # an earlier report compares without running it again
+    again = tmp_path / "again"
+    assert main(["eval", "--model", "reference:frozen", "--compare", str(out), "--suite", "quick", "-o", str(again)]) == 0
+    labels = [r["label"] for r in json.loads((again / "report.json").read_text())["runs"]]
+    assert labels == ["reference:frozen", str(model_dir)]
+    assert_figures_exist(again)          # the earlier run's contact sheets were copied along
+
+
+def assert_figures_exist(out):
+    md = (out / "report.md").read_text()
+    names = [line.split("(figures/")[1].rstrip(")") for line in md.splitlines() if "(figures/" in line]
+    assert names
+    for name in names:
+        assert (out / "figures" / name).is_file(), name
+
+
+def test_cli_names_a_missing_model(tmp_path, capsys):
+    assert main(["eval", "--model", str(tmp_path / "nothing"), "-o", str(tmp_path / "r")]) == 2
+    assert "model" in capsys.readouterr().err
