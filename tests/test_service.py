@@ -412,3 +412,42 @@ def test_expand_prompt_shows_the_detailed_prompt(sqlite_url, model_dir, pipe, tm
         v = v.json()
         assert v["prompt"] == "a red ball bouncing"
         assert v["expanded_prompt"] and v["expanded_prompt"] != v["prompt"] and "red" in v["expanded_prompt"].lower()
+
+
+def test_api_keys_budgets_rate_limits_and_isolation(sqlite_url, model_dir, pipe, tmp_path):
+    from straightline.service.store import JobStore
+    store = JobStore(sqlite_url)
+    _, alice = store.add_key("alice", rate_per_minute=2)
+    _, bob = store.add_key("bob", daily_budget=1e-12)         # less than any video costs
+    store.close()
+    with running(sqlite_url, model_dir, pipe, tmp_path, workers=0, require_keys=True) as (url, store), \
+            httpx.Client(base_url=url) as http:
+        assert store.find_key(alice)["hash"] != alice            # only the hash is kept
+        r = http.post("/v1/videos", data={"prompt": "a ball"})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "missing_api_key"
+        with pytest.raises(openai.AuthenticationError) as err:
+            sdk(url, max_retries=0).with_options(api_key="sk-sl-wrong").videos.list()
+        assert err.value.code == "invalid_api_key"
+
+        as_alice = openai.OpenAI(base_url=url + "/v1", api_key=alice, max_retries=0)
+        as_bob = openai.OpenAI(base_url=url + "/v1", api_key=bob, max_retries=0)
+        mine = [as_alice.videos.create(prompt=f"a ball {i}").id for i in range(2)]
+        with pytest.raises(openai.RateLimitError) as err:
+            as_alice.videos.create(prompt="a third ball")
+        assert err.value.code == "rate_limit_exceeded" and err.value.response.headers["retry-after"] == "60"
+        assert as_alice.videos.create(prompt="a ball 1").id == mine[1]       # a retry is not a new video
+
+        with pytest.raises(openai.PermissionDeniedError) as err:
+            as_bob.videos.create(prompt="a ball")
+        assert err.value.code == "budget_exceeded"
+        with pytest.raises(openai.NotFoundError):                           # a key never sees another's videos
+            as_bob.videos.retrieve(mine[0])
+        with pytest.raises(openai.NotFoundError):
+            as_bob.videos.delete(mine[0])
+        assert as_bob.videos.list().data == []
+
+        usage = http.get("/v1/usage", headers={"authorization": f"Bearer {alice}"}).json()
+        assert usage["today"]["videos"] == 2 and usage["today"]["committed_price"] > 0
+        assert usage["limits"]["rate_per_minute"] == {"limit": 2}
+        bob_usage = http.get("/v1/usage", headers={"authorization": f"Bearer {bob}"}).json()
+        assert bob_usage["today"]["videos"] == 0 and bob_usage["limits"]["daily_budget"]["remaining"] == 1e-12

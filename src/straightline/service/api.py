@@ -316,8 +316,7 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None, 
         if key is not None:
             for name, used in (("daily_budget", today["committed_price"]), ("daily_device_s", today["device_s"])):
                 if key[name] is not None:
-                    limits[name] = {"limit": key[name], "used": round(used, 6),
-                                    "remaining": round(max(0.0, key[name] - used), 6)}
+                    limits[name] = {"limit": key[name], "used": used, "remaining": max(0.0, key[name] - used)}
             if key["rate_per_minute"] is not None:
                 limits["rate_per_minute"] = {"limit": key["rate_per_minute"]}
         return {"object": "usage", "owner": owner, "currency": settings.prices.currency, "today": today,
