@@ -42,7 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..model import load_info
 from ..pipeline import DEFAULT_STRENGTH
-from .cost import estimate_flops
+from .cost import estimate_flops, flops_per_token
 from .settings import Settings
 from .spec import FILE_FIELDS, APIError, boolean, check_types, expand, validate
 from .store import JobStore, fingerprint
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None, 
     app = FastAPI(title="straightline", summary="OpenAI-compatible video generation", version="0.1.0")
     app.state.settings, app.state.store = settings, store
     info = load_info(settings.model)
+    flops_per_token(settings.model)    # builds the DiT on the meta device once, now rather than in the first create
     settings.upload_dir.mkdir(parents=True, exist_ok=True)
     wake = wake or (lambda: None)
 

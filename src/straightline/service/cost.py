@@ -52,7 +52,7 @@ class PriceTable:
 
 
 @lru_cache(maxsize=8)
-def _flops_per_token_fn(model: str):
+def flops_per_token(model: str):
     """DiT.flops_per_token of a model folder, from its config alone (the DiT is built on the meta device:
     no memory, no weights read)."""
     from ..dit import DiT, DiTConfig
@@ -65,7 +65,7 @@ def _flops_per_token_fn(model: str):
 
 def estimate_flops(request, model: str) -> float:
     """Forward FLOPs of a validated pipeline.Request's sampling on `model` (a model folder or "default")."""
-    per_token = _flops_per_token_fn(str(model))
+    per_token = flops_per_token(str(model))
     forwards_per_step = 2 if request.sampler == "heun" else 1
     batch = 1 if request.cfg == 1 else 2
     total = 0.0
