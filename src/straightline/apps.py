@@ -214,6 +214,10 @@ def _allowed(spec: Input) -> str:
 
 # --- reading and checking a file ---------------------------------------------------------------------------
 
+_KIND_WORDS = {str: "text", bool: "true or false", int: "a whole number", float: "a number", list: "a list",
+               dict: "a table"}
+
+
 def load_app(path, info=None) -> App:
     """Read and check one app file. Raises AppError (file, field, reason) and nothing else."""
     path = Path(path)
@@ -236,15 +240,14 @@ def load_app(path, info=None) -> App:
 def parse_app(data: dict, name: str, path="<app>", mtime: float = 0.0, info=None) -> App:
     """Check an app's parsed TOML (see load_app)."""
     def need(obj, key, kind, where, default=None, required=False):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        names = " or ".join(_KIND_WORDS[k] for k in kinds)
         if key not in obj:
             if required:
-                raise AppError(path, where, f"missing (a {kind.__name__ if isinstance(kind, type) else kind})")
+                raise AppError(path, where, f"missing ({names})")
             return default
         value = obj[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
         if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-            names = " or ".join({str: "text", bool: "true or false", int: "a whole number", float: "a number",
-                                 list: "a list", dict: "a table"}.get(k, k.__name__) for k in kinds)
             raise AppError(path, where, f"{value!r} should be {names}")
         return value
 

@@ -30,6 +30,7 @@ EXAMPLES = """examples:
   straightline world export --n 100 --out data/toyworld
   straightline data inspect data/toyworld
   straightline eval --model runs/dit --suite quick -o report/ --compare default
+  straightline app new my-app          (then edit apps/my-app.toml; straightline app check)
   straightline vae train --out runs/vae --time-limit 3600
   straightline vae recon ../shared/media/realshort.mp4 --model runs/vae -o recon.mp4 --side-by-side
 """
@@ -408,6 +409,41 @@ def cmd_eval(args) -> None:
     print(f"wrote {md_path} and {json_path}")
 
 
+# --- app -------------------------------------------------------------------------------------------------
+
+def cmd_app_new(args) -> None:
+    from .apps import load_app, scaffold
+    path = scaffold(args.name, args.dir, args.title)
+    app = load_app(path)
+    print(f"wrote {path}: {app.title!r} with inputs {', '.join(i.name for i in app.inputs)}; edit it, then serve the "
+          f"folder (its page is /apps/{app.name})")
+
+
+def cmd_app_check(args) -> None:
+    from .apps import AppError, AppRegistry
+    registry = AppRegistry(args.dir)
+    for name, app in sorted(registry.apps().items()):
+        example = app.request(app.defaults()) if not any(i.type == "image" for i in app.inputs) else None
+        print(f"{name}: {app.title} ({len(app.inputs)} inputs)" + (f", e.g. {example.prompt!r}" if example else ""))
+    for err in registry.errors.values():
+        print(err, file=sys.stderr)
+    if registry.errors:
+        raise AppError(args.dir, "", f"{len(registry.errors)} app file(s) with errors")
+
+
+def _app_parsers(sub) -> None:
+    app = sub.add_parser("app", help="low-code apps: scaffold and check app files (apps/NAME.toml)")
+    asub = app.add_subparsers(dest="app_command", required=True, metavar="ACTION")
+    new = asub.add_parser("new", help="write a new app file from a template that works as it is")
+    new.add_argument("name", help="the app's URL name: lower-case letters, digits, - and _")
+    new.add_argument("--dir", default="apps", help="folder of app files (default apps)")
+    new.add_argument("--title", help="the app's title (default: from the name)")
+    new.set_defaults(func=cmd_app_new)
+    check = asub.add_parser("check", help="read every app file in a folder; print each app or its error")
+    check.add_argument("dir", nargs="?", default="apps", help="folder of app files (default apps)")
+    check.set_defaults(func=cmd_app_check)
+
+
 FITTING = ("Input images and videos of any size are scaled to cover the output size and centre-cropped; without "
            "--size or --aspect the output takes the first input's aspect (at --resolution, else the model's).")
 
@@ -636,6 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                     help="cpu or cuda (default: cuda when available)")
     ev.set_defaults(func=cmd_eval)
+    _app_parsers(sub)
     _service_parsers(sub)
     return parser
 
