@@ -150,7 +150,10 @@ def run(policy: str, world: World, args) -> dict:
     feed, truth = make_feed(policy, world, args)
     n, V = len(world.users), args.views
     out = {"fraction": np.zeros((n, V)), "liked": np.zeros((n, V)), "device_s": np.zeros((n, V)),
-           "generated_shown": np.zeros((n, V)), "shown": [[] for _ in range(n)]}
+           "orders": np.zeros((n, V)), "generated_shown": np.zeros((n, V)), "stall_s": np.zeros((n, V)),
+           "shown": [[] for _ in range(n)]}
+    clock = [0.0] * n              # each user's time: a view lasts 2 s x fraction watched, plus 0.5 s to swipe
+    pending = [[] for _ in range(n)]   # (ready at, ticket, video id) of orders being generated
     rngs = [random.Random(f"{args.seed}:{policy}:{u}") for u in range(n)]   # the users' noise: same per policy
     watch_rngs = [random.Random(f"watch:{args.seed}:{u}") for u in range(n)]
     gen_rng = random.Random(f"adherence:{args.seed}")
@@ -169,15 +172,27 @@ def run(policy: str, world: World, args) -> dict:
                 for order in feed.plan(uid):
                     vid = f"gen-{order.ticket[:12]}"
                     truth[vid] = realise(order.concept, gen_rng, args.adherence)
-                    feed.fulfil(order.ticket, vid)
+                    latency = order.device_s if args.latency == "device" else 0.0
+                    pending[u].append((clock[u] + latency, order.ticket, vid))
                     out["device_s"][u, t] += order.device_s
-                show = feed.next(uid)
+                    out["orders"][u, t] += 1
+                show = None
+                while show is None:
+                    for ready in [p for p in pending[u] if p[0] <= clock[u]]:
+                        pending[u].remove(ready)
+                        feed.fulfil(ready[1], ready[2])
+                    show = feed.next(uid)
+                    if show is None:       # only generated videos to show, none ready: the user waits
+                        wait = min(p[0] for p in pending[u]) - clock[u]
+                        out["stall_s"][u, t] += wait
+                        clock[u] += wait
                 vid = show.video_id
                 out["generated_shown"][u, t] = show.reason == "generated for you"
             shown = out["shown"][u]
             fraction, liked = user.watch(truth[vid], shown, watch_rngs[u])
             shown.append(truth[vid])
             out["fraction"][u, t], out["liked"][u, t] = fraction, liked
+            clock[u] += 2.0 * fraction + 0.5
             _view(feed, uid, vid, fraction, liked)
         if args.verbose and (t + 1) % 10 == 0:
             print(f"  {policy}: {t + 1} views, like rate so far {out['liked'][:, :t + 1].mean():.3f}",
@@ -216,10 +231,10 @@ def diversity(shown: list[list[Concept]], last: int = 20) -> float:
 
 def table(results: dict, checkpoints, n_users: int) -> str:
     rng = np.random.default_rng(0)
-    header = ("| policy | views | watch fraction | like rate | generated / view | device-s / view | device-s / like "
-              "| overlap of last 20 |")
+    header = ("| policy | views | watch fraction | like rate | new videos / view | device-s / view | device-s / like "
+              "| wait s / view | overlap of last 20 |")
     lines = [header,
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|"]
     for policy, r in results.items():
         for n in checkpoints:
             if n > r["fraction"].shape[1]:
@@ -227,13 +242,14 @@ def table(results: dict, checkpoints, n_users: int) -> str:
             f, fh = _mean_ci(r["fraction"][:, :n].mean(1))
             lk, lh = _mean_ci(r["liked"][:, :n].mean(1))
             d = r["device_s"][:, :n]
-            gen = (d > 0).sum() / d.size if d.any() else 0.0
+            gen = r["orders"][:, :n].mean()
             per_view = d.sum() / d.size
             point, lo, hi = _per_like_ci(d, r["liked"][:, :n], rng)
             per_like = f"{point:.2f} [{lo:.2f}, {hi:.2f}]" if d.any() else "0 (library only)"
             div = f"{diversity([s[:n] for s in r['shown']]):.2f}" if n == checkpoints[-1] else ""
+            wait = r["stall_s"][:, :n].mean()
             lines.append(f"| {policy} | {n} | {f:.3f} ± {fh:.3f} | {lk:.3f} ± {lh:.3f} | {gen:.2f} | "
-                         f"{per_view:.2f} | {per_like} | {div} |")
+                         f"{per_view:.2f} | {per_like} | {wait:.1f} | {div} |")
     return "\n".join(lines) + f"\n\nn = {n_users} simulated users per policy; ± is a 95% interval over users."
 
 
@@ -305,6 +321,8 @@ def main() -> None:
     ap.add_argument("--explore", type=float, default=FeedConfig.explore)
     ap.add_argument("--residual", type=float, default=FeedConfig.residual)
     ap.add_argument("--adherence", type=float, default=0.9, help="chance a generated video shows each attribute asked")
+    ap.add_argument("--latency", choices=["none", "device"], default="none",
+                    help="none: a generated video is ready at once; device: after its device-seconds (a free device)")
     ap.add_argument("--embedder", choices=["minilm", "hashing"], default="minilm")
     ap.add_argument("--embed", action="store_true", help="embed every concept into the cache first")
     ap.add_argument("--seed", type=int, default=0)
@@ -325,6 +343,7 @@ def main() -> None:
           f"{len(world.pool or [])} concepts to draw ideas from, embedder {args.embedder}, "
           f"a generated video costs {world.cost.device_seconds(_request()):.1f} device-s (CPU cost model), "
           f"budget {args.budget:g} device-s/day, gain {args.gain:g}/device-s, adherence {args.adherence:g}, "
+          f"latency {args.latency}, "
           f"{time.time() - start:.0f} s\n")
     print(table(results, [c for c in CHECKPOINTS if c <= args.views] or [args.views], args.users))
     plot(results, Path(args.out))

@@ -228,3 +228,10 @@ def test_state_survives_a_restart(tmp_path, embedder, cost):
     assert again.next("gus").video_id == "made-1"
     assert again.videos["made-1"].source == "generated"
     assert [e[3] for e in again.store.events("gus")] == ["view_start", "watch", "like"]
+
+
+def test_feed_page_calls_the_feed_api():
+    from straightline.feed import feed_html
+    page = feed_html("Shorts", api_url="/apps/shorts/feed", videos_url="/v1/videos")
+    assert page.startswith("<!doctype html>") and "<title>Shorts</title>" in page
+    assert 'API="/apps/shorts/feed"' in page and "'/events'" in page and "'/next'" in page

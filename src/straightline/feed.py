@@ -465,8 +465,8 @@ class FeedConfig:
     like_weight: float = 1.0        # enjoyment = watch fraction + like_weight · liked
     diversity: float = 0.6          # penalty per unit of mean attribute overlap with the recent views
     recent: int = 8                 # views (and queued videos) the diversity penalty looks back on
-    explore: float = 1.0            # Thompson sampling's spread (0 = greedy on the posterior mean)
-    prior: float = 2.0              # strength of the population prior, in observations
+    explore: float = 0.5            # Thompson sampling's spread (0 = greedy on the posterior mean)
+    prior: float = 8.0              # strength of the population prior, in observations
     residual: float = 1.0           # weight of a library video's own views beyond what its features predict
     smoothing: float = 5.0          # pseudo-views that shrink a video's own mean toward the prediction
     noise: float = 0.4              # std of one view's enjoyment around the model's expectation
@@ -1039,3 +1039,59 @@ class SimulatedUser:
         fraction = 1 / (1 + math.exp(-self.slope * u))
         liked = rng.random() < 1 / (1 + math.exp(-3 * (u - self.like_threshold)))
         return (fraction, liked) if fraction >= self.skip_below else (fraction, False)
+
+
+# --- the feed page -----------------------------------------------------------------------------------------
+
+_FEED_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>__TITLE__</title><style>
+html,body{margin:0;height:100%;background:#000;color:#fff;font-family:system-ui,sans-serif}
+#feed{height:100%;max-width:calc(100vh*9/16);margin:auto;overflow-y:scroll;scroll-snap-type:y mandatory}
+.item{height:100%;scroll-snap-align:start;position:relative;display:flex;align-items:center}
+video{width:100%;height:100%;object-fit:cover;background:#111}
+.side{position:absolute;right:.8rem;bottom:5rem;display:flex;flex-direction:column;gap:1rem}
+.side button{font-size:1.6rem;background:#0006;color:#fff;border:0;border-radius:50%;width:3.2rem;height:3.2rem}
+.liked{color:#f36!important}.caption{position:absolute;left:.8rem;bottom:1.2rem;right:4.5rem;font-size:.9rem}
+#empty{text-align:center;padding-top:45vh;color:#aaa}</style></head>
+<body><div id="feed"><div id="empty">Making your first videos…</div></div><script>
+const API=__API__,VIDEOS=__VIDEOS__,feed=document.getElementById('feed');
+const headers={'Content-Type':'application/json'};const key=localStorage.getItem('straightline-key');
+if(key)headers['Authorization']='Bearer '+key;
+const send=(event,id,fraction)=>fetch(API+'/events',{method:'POST',headers,
+  body:JSON.stringify({event,video_id:id,fraction})});
+let loading=false;
+async function more(){if(loading)return;loading=true;
+ try{const r=await fetch(API+'/next',{headers});
+  if(r.status===200){const s=await r.json();add(s);document.getElementById('empty')?.remove();}
+  else setTimeout(more,2000);}finally{loading=false;}}
+function add(s){const d=document.createElement('div');d.className='item';d.dataset.id=s.video_id;
+ d.innerHTML='<video playsinline muted loop preload="auto"></video><div class="side"><button class="like">&#9829;'+
+  '</button><button class="skip">&#8595;</button></div><div class="caption"></div>';
+ d.querySelector('video').src=VIDEOS+'/'+s.video_id+'/content';d.querySelector('.caption').textContent=s.prompt;
+ d.seen=0;d.querySelector('video').addEventListener('timeupdate',e=>{const v=e.target;
+  if(v.duration)d.seen=Math.max(d.seen,Math.min(1,v.currentTime/v.duration+(d.loops||0)));});
+ d.querySelector('video').addEventListener('seeked',()=>{d.loops=1;});
+ d.querySelector('.like').onclick=e=>{e.target.classList.add('liked');send('like',s.video_id);};
+ d.querySelector('.skip').onclick=()=>{send('skip',s.video_id,d.seen);d.skipped=1;
+  d.nextElementSibling?.scrollIntoView({behavior:'smooth'});};
+ d.ondblclick=()=>d.querySelector('.like').click();feed.appendChild(d);watcher.observe(d);}
+const watcher=new IntersectionObserver(entries=>{for(const e of entries){const d=e.target,v=d.querySelector('video');
+ if(e.isIntersecting){v.play();send('view_start',d.dataset.id);
+  if(!d.nextElementSibling?.nextElementSibling)more();}
+ else if(!v.paused){v.pause();if(!d.skipped)send(d.seen<0.3?'skip':'watch',d.dataset.id,d.seen);}}},{threshold:.6});
+more().then(more);
+</script></body></html>
+"""
+
+
+def feed_html(title: str = "straightline", api_url: str = "/v1/feed", videos_url: str = "/v1/videos") -> str:
+    """The vertical feed page (9:16, one video per screen, swipe up for the next; no build step).
+
+    It calls `GET {api_url}/next` (200 with Show's fields, or any other status for "nothing yet, ask again"),
+    `POST {api_url}/events` with {"event", "video_id", "fraction"} (view_start when a video comes into view;
+    watch with the fraction seen, or skip below 0.3, when it leaves; like on the heart or a double tap), and
+    plays `{videos_url}/ID/content`. An API key in localStorage['straightline-key'] is sent as a bearer token.
+    """
+    return (_FEED_PAGE.replace("__TITLE__", title.replace("<", "&lt;"))
+            .replace("__API__", json.dumps(api_url)).replace("__VIDEOS__", json.dumps(videos_url)))
