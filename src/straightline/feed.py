@@ -700,8 +700,8 @@ class Feed:
 
     # -- choosing --
 
-    def _weights(self, st: UserState) -> np.ndarray:
-        return st.model.sample(self._np, self.population.mean(), self.config.explore)
+    def _weights(self, st: UserState, population: np.ndarray) -> np.ndarray:
+        return st.model.sample(self._np, population, self.config.explore)
 
     def _penalty(self, onehot: np.ndarray, st: UserState) -> np.ndarray:
         """diversity · mean attribute overlap with the recent views and the queued videos, (N,)."""
@@ -710,20 +710,20 @@ class Feed:
             return np.zeros(len(onehot), np.float32)
         return self.config.diversity * (onehot @ _one_hot(recent).T).mean(1) / len(ATTRIBUTES)
 
-    def _residual(self) -> np.ndarray:
+    def _residual(self, population: np.ndarray) -> np.ndarray:
         """(N,) what each library video's own views say beyond its features: mean enjoyment minus the population
         model's prediction, shrunk toward 0 by `smoothing` pseudo-views (a caption may leave out what made a
         video popular)."""
         views, total, _ = self._stats.array.T
-        predicted = self._X.array @ self.population.mean()
+        predicted = self._X.array @ population
         return (total - views * predicted) / (views + self.config.smoothing)
 
-    def _best_reuse(self, st: UserState, w: np.ndarray) -> tuple[int | None, float]:
+    def _best_reuse(self, st: UserState, w: np.ndarray, population: np.ndarray) -> tuple[int | None, float]:
         if not self._ids:
             return None, -math.inf
         scores = self._X.array @ w - self._penalty(self._onehot.array, st)
         if self.config.residual:
-            scores += self.config.residual * self._residual()
+            scores += self.config.residual * self._residual(population)
         blocked = [self._row[v] for v in st.seen if v in self._row] + \
                   [self._row[o.video_id] for o in st.queue if o.video_id in self._row]
         scores[blocked] = -np.inf
@@ -756,9 +756,9 @@ class Feed:
 
     def _decide(self, st: UserState) -> Order | None:
         """One slot `horizon` views ahead: an Order when a new video pays for itself, else None (reuse)."""
-        c = self.config
-        w = self._weights(st)
-        reuse_row, reuse_score = self._best_reuse(st, w) if c.reuse else (None, -math.inf)
+        c, population = self.config, self.population.mean()
+        w = self._weights(st, population)
+        reuse_row, reuse_score = self._best_reuse(st, w, population) if c.reuse else (None, -math.inf)
         prompt, concept, emb, score = self._best_idea(st, w)
         if reuse_row is not None:
             unseen = np.ones(len(self._ids), bool)
@@ -801,7 +801,8 @@ class Feed:
                 st.queue.remove(order)
                 show = Show(order.video_id, order.prompt, "generated for you", order.expected)
             elif self.config.reuse:
-                row, score = self._best_reuse(st, self._weights(st))
+                population = self.population.mean()
+                row, score = self._best_reuse(st, self._weights(st, population), population)
                 if row is None:
                     return None
                 vid = self._ids[row]
