@@ -10,6 +10,7 @@
     POST   /v1/videos/{id}/cancel            stop between sampler steps
     POST   /v1/videos/quote                  FLOPs, device seconds and price before submitting
     GET    /v1/usage                         this key's videos, device seconds, FLOPs and spend
+    GET    /                                 the studio (studio.py): a web page over these routes
 
 Statuses are queued -> in_progress -> completed | failed; a cancelled job is failed with error.code
 "cancelled" (the SDK's poll loop knows only these four). Errors are {"error": {message, type, param, code}}
@@ -35,7 +36,7 @@ import time
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -46,6 +47,7 @@ from .cost import estimate_flops, flops_per_token
 from .settings import Settings
 from .spec import FILE_FIELDS, APIError, boolean, check_types, expand, validate
 from .store import JobStore, fingerprint
+from .studio import STUDIO_HTML
 
 log = logging.getLogger("straightline.api")
 
@@ -177,7 +179,7 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None, 
         device_s = settings.prices.estimate_device_s(flops, settings.device)
         price = settings.prices.price(flops, device_s, settings.device)
         if quote_only:
-            return _quote(spec, model, flops, device_s, price)
+            return _quote(spec, model, flops, device_s, price, expanded_prompt)
         _check_limits(store, settings, key, price)
 
         blobs = {}
@@ -203,12 +205,13 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None, 
                            "idempotency_key_reused")
         return JSONResponse(video(job), headers={**poll_headers(job), "x-straightline-deduplicated": "true"})
 
-    def _quote(spec, model, flops, device_s, price):
+    def _quote(spec, model, flops, device_s, price, expanded_prompt):
         s = spec.summary
         return {"object": "video.quote", "model": model, "size": f"{s['width']}x{s['height']}",
                 "seconds": _seconds_text(s["seconds"]), "frames": s["frames"], "fps": s["fps"], "steps": s["steps"],
                 "flops": flops, "device": settings.device, "estimated_device_s": round(device_s, 3),
-                "price": price, "currency": settings.prices.currency, "queued": store.queue_length()}
+                "price": price, "currency": settings.prices.currency, "queued": store.queue_length(),
+                "prompt": spec.fields["prompt"], "expanded_prompt": expanded_prompt}
 
     @app.post("/v1/videos")
     async def create(request: Request):
@@ -322,6 +325,10 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None, 
                 limits["rate_per_minute"] = {"limit": key["rate_per_minute"]}
         return {"object": "usage", "owner": owner, "currency": settings.prices.currency, "today": today,
                 "total": store.usage(owner), "limits": limits}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def studio():
+        return STUDIO_HTML
 
     @app.get("/healthz")
     def health():

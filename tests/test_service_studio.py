@@ -1,0 +1,99 @@
+"""The studio page end to end in headless Chromium (Debian's chromium, driven by Playwright): submit -> live
+progress -> the video plays; cancel works; an invalid request shows the error naming the field. Skipped
+without Playwright or a Chromium (.ci/run installs both)."""
+
+import os
+import shutil
+from contextlib import contextmanager
+
+import pytest
+import torch
+
+from straightline import dit as dit_module
+from straightline import vae as vae_module
+from straightline.model import ModelInfo, save_model
+from straightline.pipeline import Pipeline
+from straightline.service import Settings
+from straightline.service.server import ThreadServer, build, shutdown
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (.ci/run installs it)")
+CHROMIUM = os.environ.get("STRAIGHTLINE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's)")
+# headless, as root in CI, and no calls out of a machine without a network
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--autoplay-policy=no-user-gesture-required"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    dit = dit_module.DiT(dit_module.PRESETS["tiny"])
+    with torch.no_grad():
+        for p in dit.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    path = tmp_path_factory.mktemp("model")
+    save_model(path, dit, vae_module.VideoVAE(vae_module.PRESETS["tiny"]),
+               ModelInfo(defaults={"max_tokens": 1024, "resolution": 32, "fps": 8, "seconds": 0.5, "steps": 2}))
+    return path
+
+
+@contextmanager
+def studio(model_dir, tmp_path):
+    settings = Settings(db=f"sqlite:///{tmp_path}/jobs.db", model=str(model_dir), poll_after_ms=50, lease_s=3,
+                        upload_dir=tmp_path / "uploads")
+    app = build(settings, pipeline=Pipeline(model_dir))
+    try:
+        with ThreadServer(app) as url, sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page()
+            page.set_default_timeout(120_000)
+            page.goto(url + "/")
+            yield page, app.state.store
+            browser.close()
+    finally:
+        shutdown(app)
+
+
+def test_studio_submit_progress_play_cancel_and_errors(model_dir, tmp_path):
+    with studio(model_dir, tmp_path) as (page, store):
+        # the prompt, expanded as you type, with a quote
+        page.fill("#prompt", "a red ball bouncing")
+        page.wait_for_function("document.getElementById('expanded').textContent.startsWith('→')")
+        page.wait_for_function("document.getElementById('quote').textContent.includes('USD')")
+        page.fill("#seconds", "1")
+        page.click("#submit")
+        # the result plays in the gallery
+        page.wait_for_selector("#gallery .card video[src^='blob:']")
+        page.wait_for_function("(() => { const v = document.querySelector('#gallery video');"
+                               " return v.readyState >= 2 && v.videoWidth === 64 && v.currentTime > 0; })()")
+        assert "USD" in page.inner_text("#gallery .card .meta")
+
+        # a slow one: live progress in the queue, then cancel
+        page.click("#aspects button[data-aspect='9:16']")
+        page.select_option("#resolution", "128")
+        page.fill("#seconds", "2")
+        page.fill("#steps", "200")
+        page.click("#submit")
+        page.wait_for_function("(() => { const p = document.querySelector('#queue li[data-id] progress');"
+                               " return p && p.value > 0; })()")
+        job_id = page.get_attribute("#queue li[data-id]", "data-id")
+        assert store.get(job_id)["summary"]["width"] == 128                 # 9:16 at 128: 128x224
+        page.click(f"#queue li[data-id='{job_id}'] .cancel")
+        page.wait_for_selector("#queue li.failed:has-text('cancelled')")
+        job = store.get(job_id)
+        assert (job["status"], job["error_code"]) == ("failed", "cancelled") and job["progress"] < 100
+
+        # an invalid request: the error names the field, nothing is queued
+        before = store.queue_length()
+        page.fill("#steps", "2")
+        page.fill("#seconds", "99")
+        page.click("#submit")
+        page.wait_for_function("document.getElementById('error').textContent.startsWith('seconds:')")
+        assert "60 seconds" in page.inner_text("#error") and store.queue_length() == before
+
+        # remix from the gallery: a second card appears and plays
+        page.fill("#seconds", "")
+        page.fill("#prompt", "a blue ball bouncing")
+        page.click("#gallery .card button.remix")
+        page.wait_for_function("document.querySelectorAll('#gallery .card video[src^=\"blob:\"]').length === 2")
