@@ -140,7 +140,7 @@ class Claimed:
     estimated_price: float
 
 
-def _engine(url: str, **kwargs):
+def _engine(url: str, *, writer: bool = True, **kwargs):
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")   # psycopg 3, not psycopg2
     if not url.startswith("sqlite"):
@@ -159,7 +159,7 @@ def _engine(url: str, **kwargs):
 
     @event.listens_for(engine, "begin")
     def _begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     return engine
 
@@ -177,10 +177,13 @@ class JobStore:
         self.url, self.lease_s, self.max_attempts = url, lease_s, max_attempts
         self.engine = _engine(url)
         self.is_postgres = self.engine.dialect.name == "postgresql"
+        # reads that never write: on SQLite a deferred transaction, so polls run beside the one writer
+        self.reader = self.engine if self.is_postgres else _engine(url, writer=False)
         metadata.create_all(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
+        self.reader.dispose()
 
     # --- the API side ----------------------------------------------------------------------------------
 
@@ -219,7 +222,7 @@ class JobStore:
 
     def find_duplicate(self, owner: str, fingerprint: str, idempotency_key: str | None,
                        dedupe_after: float | None) -> dict | None:
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             return self._duplicate(c, owner, fingerprint, idempotency_key, dedupe_after)
 
     @staticmethod
@@ -239,7 +242,7 @@ class JobStore:
         where = [jobs.c.id == job_id, jobs.c.deleted.is_(False)]
         if owner is not None:
             where.append(jobs.c.owner == owner)
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             row = c.execute(select(jobs).where(*where)).mappings().first()
         return dict(row) if row else None
 
@@ -249,7 +252,7 @@ class JobStore:
         where = [jobs.c.deleted.is_(False)]
         if owner is not None:
             where.append(jobs.c.owner == owner)
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             if after is not None:
                 cursor = c.execute(select(jobs.c.seq).where(jobs.c.id == after, *where)).scalar()
                 if cursor is None:
@@ -261,17 +264,17 @@ class JobStore:
 
     def queue_position(self, seq: int) -> int:
         """1 for the next job a worker will claim."""
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             return 1 + c.execute(select(func.count()).select_from(jobs).where(
                 jobs.c.status == "queued", jobs.c.deleted.is_(False), jobs.c.seq < seq)).scalar()
 
     def queue_length(self) -> int:
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             return c.execute(select(func.count()).select_from(jobs).where(
                 jobs.c.status == "queued", jobs.c.deleted.is_(False))).scalar()
 
     def blob(self, job_id: str, name: str) -> tuple[str, bytes] | None:
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             row = c.execute(select(blobs.c.content_type, blobs.c.data).where(
                 blobs.c.job_id == job_id, blobs.c.name == name)).first()
         return (row[0], bytes(row[1])) if row else None
@@ -407,7 +410,7 @@ class JobStore:
         where = [jobs.c.created_at >= since]
         if owner is not None:
             where.append(jobs.c.owner == owner)
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             # committed: what finished jobs cost, and what queued or running ones are quoted at
             committed = func.coalesce(jobs.c.price, case((jobs.c.status.in_(ACTIVE), jobs.c.estimated_price),
                                                          else_=0.0))
@@ -430,16 +433,16 @@ class JobStore:
         return key_id, key
 
     def has_keys(self) -> bool:
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             return c.execute(select(func.count()).select_from(keys).where(keys.c.revoked.is_(False))).scalar() > 0
 
     def find_key(self, key: str) -> dict | None:
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             row = c.execute(select(keys).where(keys.c.hash == key_hash(key))).mappings().first()
         return dict(row) if row else None
 
     def created_since(self, owner: str, since: float) -> int:
-        with self.engine.connect() as c:
+        with self.reader.connect() as c:
             return c.execute(select(func.count()).select_from(jobs).where(
                 jobs.c.owner == owner, jobs.c.created_at >= since)).scalar()
 
