@@ -451,3 +451,15 @@ def test_api_keys_budgets_rate_limits_and_isolation(sqlite_url, model_dir, pipe,
         assert usage["limits"]["rate_per_minute"] == {"limit": 2}
         bob_usage = http.get("/v1/usage", headers={"authorization": f"Bearer {bob}"}).json()
         assert bob_usage["today"]["videos"] == 0 and bob_usage["limits"]["daily_budget"]["remaining"] == 1e-12
+
+
+def test_events_stream_each_change_until_the_video_finishes(sqlite_url, model_dir, pipe, tmp_path):
+    import json
+    with running(sqlite_url, model_dir, pipe, tmp_path) as (url, _), httpx.Client(base_url=url, timeout=120) as http:
+        v = http.post("/v1/videos", json={"prompt": "a red ball", "steps": 20, "size": "128x64"}).json()
+        with http.stream("GET", f"/v1/videos/{v['id']}/events") as events:
+            assert events.headers["content-type"].startswith("text/event-stream")
+            seen = [json.loads(line[6:]) for line in events.iter_lines() if line.startswith("data: ")]
+        assert seen[-1]["status"] == "completed" and seen[-1]["progress"] == 100
+        progress = [e["progress"] for e in seen]
+        assert progress == sorted(progress) and len(seen) >= 3     # queued or started, some progress, done

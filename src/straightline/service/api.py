@@ -9,6 +9,7 @@
   extensions:
     POST   /v1/videos/{id}/cancel            stop between sampler steps
     POST   /v1/videos/quote                  FLOPs, device seconds and price before submitting
+    GET    /v1/videos/{id}/events            server-sent events: the video at each change, until it finishes
     GET    /v1/usage                         this key's videos, device seconds, FLOPs and spend
     GET    /                                 the studio (studio.py): a web page over these routes
 
@@ -23,6 +24,7 @@ x-stainless-retry-count header says it is a retry) returns the first job. Send a
 seed) to make the same request twice on purpose.
 """
 
+import asyncio
 import base64
 import binascii
 import datetime
@@ -36,7 +38,7 @@ import time
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -309,6 +311,30 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None, 
         suffix = {"video": "mp4", "thumbnail": "webp", "spritesheet": "jpg"}[variant]
         return Response(data, media_type=content_type,
                         headers={"content-disposition": f'attachment; filename="{video_id}.{suffix}"'})
+
+    @app.get("/v1/videos/{video_id}/events")
+    async def events(video_id: str, request: Request):
+        """Server-sent events: the video object each time its status or progress changes, until it finishes."""
+        owner, _ = await run_in_threadpool(owner_of, request)
+        job = await run_in_threadpool(find, video_id, owner)
+
+        async def stream():
+            last = None
+            current = job
+            while True:
+                state = (current["status"], current["progress"], current["cancel_requested"])
+                if state != last:
+                    last = state
+                    yield f"event: video\ndata: {json.dumps(video(current))}\n\n"
+                if current["status"] in ("completed", "failed") or await request.is_disconnected():
+                    return
+                await asyncio.sleep(settings.poll_after_ms / 4000)
+                current = await run_in_threadpool(store.get, video_id, owner)
+                if current is None:     # deleted meanwhile
+                    yield f"event: deleted\ndata: {json.dumps({'id': video_id})}\n\n"
+                    return
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
     # --- usage -----------------------------------------------------------------------------------------
 
