@@ -463,3 +463,15 @@ def test_events_stream_each_change_until_the_video_finishes(sqlite_url, model_di
         assert seen[-1]["status"] == "completed" and seen[-1]["progress"] == 100
         progress = [e["progress"] for e in seen]
         assert progress == sorted(progress) and len(seen) >= 3     # queued or started, some progress, done
+
+
+def test_serve_is_local_without_keys_and_creates_keys(sqlite_url, model_dir, capsys):
+    from straightline.cli import main
+    from straightline.service.store import JobStore
+    args = ["--db", sqlite_url, "--model", str(model_dir)]
+    assert main(["serve", "--host", "0.0.0.0", *args]) == 2
+    assert "localhost" in capsys.readouterr().err
+    assert main(["serve", "--create-key", "alice", "--daily-budget", "2.5", *args]) == 0
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    row = JobStore(sqlite_url).find_key(key)
+    assert key.startswith("sk-sl-") and (row["name"], row["daily_budget"]) == ("alice", 2.5)
