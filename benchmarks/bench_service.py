@@ -101,6 +101,13 @@ def start_server(db_url: str, model: Path, port: int, workdir: Path) -> subproce
 # --- 1. load -------------------------------------------------------------------------------------------------
 
 async def one_client(http: httpx.AsyncClient, i: int, polls: int, retry: bool, stats: dict) -> None:
+    try:
+        await _one_client(http, i, polls, retry, stats)
+    except httpx.TransportError as err:
+        stats["errors"].append(f"client {i}: {type(err).__name__} {err}")
+
+
+async def _one_client(http: httpx.AsyncClient, i: int, polls: int, retry: bool, stats: dict) -> None:
     form = {"prompt": f"a red ball bouncing, take {i}", "seconds": "1", "seed": str(i)}
     headers = {"Idempotency-Key": f"bench-{i}"}
     start = time.perf_counter()

@@ -53,7 +53,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     print(f"straightline: serving {settings.model_name} ({settings.model} on {settings.device}) at "
           f"http://{host}:{port}/v1 — {keys}; jobs in {settings.db}; {settings.workers} worker thread(s)")
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        # keep-alive longer than a polling client's pause (uvicorn's 5 s closes connections that clients are about
+        # to reuse when the server is busy, and they see resets); a larger backlog for bursts of connections
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=75, backlog=4096)
     finally:
         shutdown(app)
 
@@ -87,7 +89,7 @@ class ThreadServer:
         self.sock.bind((host, 0))
         self.url = f"http://{host}:{self.sock.getsockname()[1]}"
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
-                                                    timeout_keep_alive=30, backlog=2048))
+                                                    timeout_keep_alive=75, backlog=4096))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> str:

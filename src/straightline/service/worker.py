@@ -77,9 +77,9 @@ class Worker:
 
     @property
     def pipeline(self):
-        if self._pipeline is None:
-            from ..pipeline import load_pipeline
-            self._pipeline = load_pipeline(self.model, self.device)
+        if self._pipeline is None:     # its own copy: worker threads of one process must not share one
+            from ..pipeline import Pipeline
+            self._pipeline = Pipeline(self.model, self.device)
         return self._pipeline
 
     def wake(self) -> None:
