@@ -26,7 +26,7 @@ from straightline.video_io import read_video
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
 POSTGRES = os.environ.get("STRAIGHTLINE_TEST_POSTGRES")
-SLOW = {"size": "128x64", "frames": 17, "steps": 150}    # long enough to cancel or kill while it runs
+SLOW = {"size": "256x128", "frames": 17, "steps": 150}   # many heartbeats long, even on a fast machine
 
 
 @pytest.fixture(scope="module")

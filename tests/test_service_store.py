@@ -21,7 +21,7 @@ from straightline.service.spec import validate
 from straightline.service.store import JobStore
 
 POSTGRES = os.environ.get("STRAIGHTLINE_TEST_POSTGRES")
-SLOW = {"size": "128x64", "frames": 17, "steps": 60}     # a few seconds on a CPU: long enough to kill mid-job
+SLOW = {"size": "256x128", "frames": 17, "steps": 60}    # many heartbeats long, even on a fast machine
 
 
 @contextmanager
