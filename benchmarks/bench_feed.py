@@ -90,7 +90,8 @@ class World:
             self.library.append((f"lib{seed}", words, concept_from_scene(scene)))
         self.embedder([text for _, text, _ in self.library])       # encoded once, then cached
         reference = reference_concepts()
-        self.feature_map = FeatureMap.fit(self.embedder([c.prompt for c in reference]), args.text_dims)
+        self.feature_map = FeatureMap.fit(self.embedder([c.prompt for c in reference]), args.text_dims,
+                                          scene_weight=args.scene_weight)
         if cached is not None:
             self.embedder.save()
             # new ideas come from the concepts whose embeddings are cached (bench_feed --embed makes them)
@@ -110,7 +111,8 @@ def _all_concepts() -> list[Concept]:
 
 
 def make_feed(policy: str, world: World, args) -> tuple[Feed, dict]:
-    config = FeedConfig(seed=args.seed, daily_budget_s=args.budget, gain_per_device_s=args.gain,
+    policy, _, gain = policy.partition("@")          # "feed@0.005": the feed at another price of compute
+    config = FeedConfig(seed=args.seed, daily_budget_s=args.budget, gain_per_device_s=float(gain or args.gain),
                         text_dims=args.text_dims, diversity=args.diversity, prior=args.prior,
                         explore=args.explore, residual=args.residual)
     if policy == "feed-reuse":
@@ -229,6 +231,20 @@ def diversity(shown: list[list[Concept]], last: int = 20) -> float:
     return statistics.fmean(values)
 
 
+def paired(results: dict, checkpoints, against=("random", "popularity")) -> str:
+    """Per-user differences (same users, same library) of each feed policy against the baselines."""
+    lines = ["| policy | vs | views | Δ watch fraction | Δ like rate |", "|---|---|---|---|---|"]
+    for policy, r in results.items():
+        for base in (b for b in against if b in results and not policy.startswith(("random", "popularity"))):
+            for n in checkpoints:
+                cells = []
+                for key in ("fraction", "liked"):
+                    m, h = _mean_ci(r[key][:, :n].mean(1) - results[base][key][:, :n].mean(1))
+                    cells.append(f"{m:+.3f} ± {h:.3f}")
+                lines.append(f"| {policy} | {base} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def table(results: dict, checkpoints, n_users: int) -> str:
     rng = np.random.default_rng(0)
     header = ("| policy | views | watch fraction | like rate | new videos / view | device-s / view | device-s / like "
@@ -257,7 +273,7 @@ def plot(results: dict, path: Path, window: int = 10) -> None:
     """Two panels (watch fraction, like rate) of the mean over users, as a running mean over `window` views."""
     from PIL import Image, ImageDraw
     colours = {"random": (150, 150, 150), "popularity": (230, 150, 30), "feed": (30, 110, 220),
-               "feed-reuse": (120, 190, 240), "feed-fresh": (200, 50, 50)}
+               "feed-reuse": (120, 190, 240), "feed-fresh": (200, 50, 50), "feed@0.005": (60, 170, 90)}
     W, H, pad = 1200, 460, 60
     img = Image.new("RGB", (W, H), "white")
     draw = ImageDraw.Draw(img)
@@ -284,8 +300,8 @@ def plot(results: dict, path: Path, window: int = 10) -> None:
             pts = [(x0 + (x1 - x0) * (t + 1) / views, y1 - (y1 - y0) * (min(max(v, lo), hi) - lo) / (hi - lo))
                    for t, v in enumerate(smooth)]
             draw.line(pts, fill=colours.get(policy, (0, 0, 0)), width=3)
-            if p == 0:
-                draw.text((x0 + 10, y0 + 10 + 16 * i), policy, fill=colours.get(policy, (0, 0, 0)))
+            if p == 0:      # the legend, low in the left panel, where the curves are not
+                draw.text((x0 + 10, y1 - 12 - 16 * (len(results) - i)), policy, fill=colours.get(policy, (0, 0, 0)))
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
 
@@ -317,6 +333,8 @@ def main() -> None:
                     help="enjoyment a generation must add per device-second")
     ap.add_argument("--diversity", type=float, default=FeedConfig.diversity)
     ap.add_argument("--text-dims", type=int, default=FeedConfig.text_dims)
+    ap.add_argument("--scene-weight", type=float, default=FeedConfig.scene_weight,
+                    help="weight of the one-hot attributes among the features (0: the prompt embedding alone)")
     ap.add_argument("--prior", type=float, default=FeedConfig.prior)
     ap.add_argument("--explore", type=float, default=FeedConfig.explore)
     ap.add_argument("--residual", type=float, default=FeedConfig.residual)
@@ -343,9 +361,12 @@ def main() -> None:
           f"{len(world.pool or [])} concepts to draw ideas from, embedder {args.embedder}, "
           f"a generated video costs {world.cost.device_seconds(_request()):.1f} device-s (CPU cost model), "
           f"budget {args.budget:g} device-s/day, gain {args.gain:g}/device-s, adherence {args.adherence:g}, "
-          f"latency {args.latency}, "
+          f"latency {args.latency}, scene weight {args.scene_weight:g}, "
           f"{time.time() - start:.0f} s\n")
-    print(table(results, [c for c in CHECKPOINTS if c <= args.views] or [args.views], args.users))
+    checkpoints = [c for c in CHECKPOINTS if c <= args.views] or [args.views]
+    print(table(results, checkpoints, args.users))
+    print("\nPaired differences (the same users under both policies), 95% intervals:\n")
+    print(paired(results, checkpoints))
     plot(results, Path(args.out))
     print(f"\nplot: {args.out}")
 

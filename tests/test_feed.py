@@ -235,3 +235,19 @@ def test_feed_page_calls_the_feed_api():
     page = feed_html("Shorts", api_url="/apps/shorts/feed", videos_url="/v1/videos")
     assert page.startswith("<!doctype html>") and "<title>Shorts</title>" in page
     assert 'API="/apps/shorts/feed"' in page and "'/events'" in page and "'/next'" in page
+
+
+def test_an_apps_feed_orders_valid_requests_with_the_apps_fields(embedder, cost):
+    from pathlib import Path
+
+    from straightline.apps import load_app
+    app = load_app(Path(__file__).parent.parent / "apps" / "vertical-shorts.toml")
+    feed = make_feed(embedder, cost, library=5, request=app.fixed_fields(), reuse=False, daily_budget_s=None)
+    orders = feed.plan("hal")
+    assert len(orders) == feed.config.horizon
+    request = validate_request(**orders[0].fields)
+    assert (request.width, request.height, request.steps) == (128, 224, 20)
+    with pytest.raises(InvalidRequest, match="aspect"):
+        make_feed(embedder, cost, library=0, request={"aspect": "20:1"})
+    with pytest.raises(InvalidRequest, match="feed.budget"):
+        FeedConfig.from_dict({"budget": 3})

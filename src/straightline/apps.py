@@ -127,7 +127,7 @@ class App:
             if not any(i.name == name for i in self.inputs):
                 raise InvalidRequest(name, values.get(name, "(a file)"),
                                      "one of this app's inputs: " + ", ".join(i.name for i in self.inputs))
-        words, out = {}, {k: v for k, v in self.generation.items() if k != "style"}
+        words, out = {}, self.fixed_fields()
         for spec in self.inputs:
             if spec.type == "image":
                 value = files.get(spec.name, values.get(spec.name))
@@ -162,6 +162,11 @@ class App:
                 raise InvalidRequest(name, err.value, err.allowed) from None
             err.field = name
             raise
+
+    def fixed_fields(self) -> dict:
+        """The fixed generation fields as validate_request takes them (style is a prompt suffix, not a field): what
+        the app's feed generates with (FeedConfig.request)."""
+        return {k: v for k, v in self.generation.items() if k != "style"}
 
     def defaults(self) -> dict:
         return {i.name: i.default for i in self.inputs if i.type != "image" and i.default is not None}

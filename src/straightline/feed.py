@@ -456,7 +456,7 @@ class FeedConfig:
     """How a feed trades enjoyment for compute. Every field can be set per deployment (JSON)."""
     request: dict = field(default_factory=lambda: {"aspect": "9:16", "seconds": 2})   # fixed fields of a
     #                                                              generated video (validate_request's names)
-    daily_budget_s: float = 600.0   # device-seconds a user's feed may spend per day (UTC)
+    daily_budget_s: float | None = 600.0   # device-seconds a user's feed may spend per day (UTC); None: no limit
     views_per_day: int = 100        # pacing: spend at most budget · (views today + horizon) / views_per_day so far
     gain_per_device_s: float = 0.02 # enjoyment a generation must add, per device-second it costs, over the best reuse
     reuse_distance: float = 0.03    # an existing video this close (1 - cosine of embeddings) to a new idea *is* it
@@ -669,6 +669,8 @@ class Feed:
         return (s[:, 1] + smoothing * overall) / (s[:, 0] + smoothing)
 
     def stats(self, video_id: str) -> dict:
+        if video_id not in self._row:
+            raise InvalidRequest("video_id", video_id, "a video in the feed's library")
         views, total, likes = self._stats.array[self._row[video_id]]
         return {"views": int(views), "mean_enjoyment": float(total / views) if views else None, "likes": int(likes)}
 
@@ -690,6 +692,8 @@ class Feed:
 
     def _affordable(self, st: UserState, cost_s: float) -> bool:
         c = self.config
+        if c.daily_budget_s is None:        # unlimited
+            return True
         if st.spent_s + cost_s > c.daily_budget_s:
             return False
         if not c.reuse:
