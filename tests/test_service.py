@@ -475,3 +475,28 @@ def test_serve_is_local_without_keys_and_creates_keys(sqlite_url, model_dir, cap
     key = capsys.readouterr().out.strip().splitlines()[-1]
     row = JobStore(sqlite_url).find_key(key)
     assert key.startswith("sk-sl-") and (row["name"], row["daily_budget"]) == ("alice", 2.5)
+
+
+def test_sdk_extend_and_edit_a_finished_or_uploaded_video(sqlite_url, model_dir, pipe, tmp_path):
+    with running(sqlite_url, model_dir, pipe, tmp_path) as (url, _), httpx.Client(base_url=url) as http:
+        client = sdk(url)
+        source = client.videos.create_and_poll(prompt="a red ball bouncing", size="64x48")      # 5 frames
+        mp4 = client.videos.download_content(source.id).content
+        longer = client.videos.poll(client.videos.extend(prompt="it keeps bouncing", seconds="1",
+                                                         video=("in.mp4", mp4, "video/mp4")).id)
+        assert (longer.status, longer.model_extra["frames"]) == ("completed", 5 + 8)   # the stitched total
+        edited = client.videos.poll(client.videos.edit(prompt="a blue ball bouncing",
+                                                       video=("in.mp4", mp4, "video/mp4")).id)
+        assert edited.status == "completed" and edited.model_extra["mode"] == "edit"
+        # a finished video by id (the form encoding of {"id": ...}): it keeps its size and frame rate
+        by_id = http.post("/v1/videos/extensions", data={"prompt": "", "seconds": "1", "video[id]": source.id}).json()
+        done = wait_for(http, by_id["id"], lambda v: v["status"] == "completed")
+        assert (done["size"], done["fps"], done["frames"]) == ("64x48", 8, 13)
+        r = http.post("/v1/videos/edits", data={"prompt": "a ball", "video[id]": "video_missing"})
+        assert r.status_code == 404 and r.json()["error"]["param"] == "video_id"
+        r = http.post("/v1/videos/edits", data={"prompt": "a ball"})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "video"
+        # input_reference {"image_url": a data URL} in a form, as OpenAI's form encoding writes an object
+        data_url = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
+        from_url = http.post("/v1/videos", data={"prompt": "a ball", "input_reference[image_url]": data_url}).json()
+        assert "first image" in client.videos.poll(from_url["id"]).model_extra["note"]

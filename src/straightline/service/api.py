@@ -6,6 +6,8 @@
     DELETE /v1/videos/{id}                   delete (a running job is cancelled)
     GET    /v1/videos/{id}/content?variant=video|thumbnail|spritesheet
     POST   /v1/videos/{id}/remix             the video remade with a new prompt (SDEdit of the source)
+    POST   /v1/videos/extensions             a video (upload or {"id"}) continued by `seconds` (mode extend)
+    POST   /v1/videos/edits                  a video (upload or {"id"}) remade with the prompt (mode edit)
   extensions:
     POST   /v1/videos/{id}/cancel            stop between sampler steps
     POST   /v1/videos/quote                  FLOPs, device seconds and price before submitting
@@ -166,6 +168,11 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None, 
                 raise APIError(400, "give input_reference or source_video_id, not both", "source_video_id",
                                "invalid_value")
             source = find(source_id, owner)
+            made = {**source["summary"], **(source["result"] or {})}
+            if all(body.get(k) in (None, "") for k in ("size", "aspect", "resolution")):
+                body["size"] = f"{made['width']}x{made['height']}"     # a video of yours keeps its size ...
+            if body.get("fps") in (None, ""):
+                body["fps"] = made["fps"]                                # ... and its frame rate
         if source is not None:
             blob = _finished_video(store, source)
             field = routes["input_reference"] if remix_of is None else "video"
@@ -243,6 +250,31 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None, 
                     "strength": DEFAULT_STRENGTH}
         body = {"mode": "edit", **defaults, **body}
         return await submit(request, body, {}, remix_of=source)
+
+    async def from_video(request: Request, mode: str):
+        """The SDK's videos.edit / videos.extend: `video` is an upload or {"id": a finished video}."""
+        body, files = await read_body(request, settings, file_fields=("video",))
+        video = body.pop("video", None)
+        if "video" in files:
+            files["input_reference"] = files.pop("video")
+        elif isinstance(video, dict) and isinstance(video.get("id"), str):
+            body["source_video_id"] = video["id"]
+        else:
+            for path in files.values():
+                path.unlink(missing_ok=True)
+            raise APIError(400, "video is required: a video file, or {\"id\": \"video_…\"} of a finished video",
+                           "video", "invalid_value")
+        if "mode" in body:
+            raise APIError(400, f"this route's mode is {mode}: leave mode out", "mode", "invalid_value")
+        return await submit(request, {**body, "mode": mode}, files)
+
+    @app.post("/v1/videos/extensions")
+    async def extend(request: Request):
+        return await from_video(request, "extend")
+
+    @app.post("/v1/videos/edits")
+    async def edit(request: Request):
+        return await from_video(request, "edit")
 
     # --- read, list, delete, cancel --------------------------------------------------------------------
 
@@ -458,9 +490,11 @@ def _check_limits(store: JobStore, settings: Settings, key: dict | None, price: 
 
 # --- request bodies --------------------------------------------------------------------------------------
 
-async def read_body(request: Request, settings: Settings) -> tuple[dict, dict[str, Path]]:
+async def read_body(request: Request, settings: Settings,
+                    file_fields: tuple[str, ...] = FILE_FIELDS) -> tuple[dict, dict[str, Path]]:
     """A form (multipart or urlencoded) or a JSON object -> (fields, uploaded files on disk). Bodies are
-    size-limited while they stream in; files are written to Settings.upload_dir."""
+    size-limited while they stream in; files are written to Settings.upload_dir. Form keys "a[b]" (the SDK's
+    encoding of an object in a form, e.g. input_reference[image_url] or video[id]) become {"a": {"b": …}}."""
     limit = 2 * settings.max_upload_bytes + (1 << 20)      # two files and the fields
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
@@ -470,19 +504,27 @@ async def read_body(request: Request, settings: Settings) -> tuple[dict, dict[st
     request = Request(request.scope, _limited(request, limit, settings))
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        form = await request.form(max_files=len(FILE_FIELDS), max_fields=64)
+        form = await request.form(max_files=len(file_fields), max_fields=64)
         body, files = {}, {}
         try:
             for name, value in form.multi_items():
                 if name in body or name in files:
                     raise APIError(400, f"{name} is given twice", name, "invalid_value")
                 if isinstance(value, UploadFile):
-                    if name not in FILE_FIELDS:
-                        raise APIError(400, f"{name} is not a file field (files: {', '.join(FILE_FIELDS)})", name,
+                    if name not in file_fields:
+                        raise APIError(400, f"{name} is not a file field (files: {', '.join(file_fields)})", name,
                                        "invalid_value")
                     files[name] = await _save_upload(value, name, settings)
+                elif nested := re.fullmatch(r"(\w+)\[(\w+)\]", name):
+                    outer = body.setdefault(nested.group(1), {})
+                    if not isinstance(outer, dict):
+                        raise APIError(400, f"{nested.group(1)} is given twice", nested.group(1), "invalid_value")
+                    outer[nested.group(2)] = value
                 else:
                     body[name] = value
+            for name in FILE_FIELDS:
+                if isinstance(body.get(name), dict):
+                    files[name] = _save_reference(body.pop(name), name, settings)
         except BaseException:
             for path in files.values():
                 path.unlink(missing_ok=True)
