@@ -49,7 +49,7 @@ from ..model import load_info
 from ..pipeline import DEFAULT_STRENGTH
 from .cost import estimate_flops, flops_per_token
 from .settings import Settings
-from .spec import FILE_FIELDS, APIError, boolean, check_types, expand, validate
+from .spec import FILE_FIELDS, MODES, APIError, boolean, check_types, expand, validate
 from .store import JobStore, fingerprint
 from .studio import STUDIO_HTML
 
@@ -143,6 +143,8 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None, 
         expanded = boolean("expand_prompt", body.pop("expand_prompt", False))
         source_id = body.pop("source_video_id", None)
         mode = body.get("mode") or "generate"
+        if mode not in MODES:
+            raise APIError(400, f"mode={mode!r} is not allowed: {' | '.join(MODES)}", "mode", "invalid_value")
         idempotency_key = request.headers.get("idempotency-key") or None
         sums = {name: _sha256(path) for name, path in files.items()}
         fp = fingerprint(owner, {**body, "model": model, "expand": expanded, "source": source_id,
