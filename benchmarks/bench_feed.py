@@ -120,7 +120,7 @@ def make_feed(policy: str, world: World, args) -> tuple[Feed, dict]:
     if policy == "feed-fresh":
         config.reuse, config.daily_budget_s = False, math.inf
     feed = Feed(embedder=world.embedder, cost=world.cost, config=config, pool=world.pool,
-                feature_map=world.feature_map)
+                feature_map=world.feature_map, today=lambda: "day 1")   # one simulated day, whatever the clock
     truth = {}
     for vid, text, true in world.library:
         feed.add_video(vid, text, concept_from_prompt(text))

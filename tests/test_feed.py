@@ -251,3 +251,14 @@ def test_an_apps_feed_orders_valid_requests_with_the_apps_fields(embedder, cost)
         make_feed(embedder, cost, library=0, request={"aspect": "20:1"})
     with pytest.raises(InvalidRequest, match="feed.budget"):
         FeedConfig.from_dict({"budget": 3})
+
+
+def test_the_budget_starts_again_each_day(embedder, cost):
+    day = ["2026-01-01"]
+    one = cost.device_seconds(validate_request("a ball", seed=0, **FeedConfig().request))
+    feed = Feed(embedder=embedder, cost=cost, config=FeedConfig(reuse=False, daily_budget_s=2.5 * one),
+                today=lambda: day[0])
+    assert len(feed.plan("ivy")) == 2 and feed.plan("ivy") == []       # two videos fit, a third does not
+    day[0] = "2026-01-02"
+    assert feed.budget("ivy")["spent_s"] == 0.0
+    assert len(feed.plan("ivy")) == 1                                  # two still queued: one more fits horizon

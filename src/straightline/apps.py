@@ -102,7 +102,10 @@ class App:
     mtime: float = field(default=0.0, compare=False)
 
     def input(self, name: str) -> Input:
-        return next(i for i in self.inputs if i.name == name)
+        for i in self.inputs:
+            if i.name == name:
+                return i
+        raise InvalidRequest(name, name, "one of this app's inputs: " + ", ".join(i.name for i in self.inputs))
 
     def allows(self, user: str | None) -> bool:
         """Whether `user` (None: anonymous) may use the app."""

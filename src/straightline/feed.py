@@ -555,10 +555,6 @@ class UserState:
                    d["day"], d["spent_s"], d["views_today"], d["views"], d["likes"])
 
 
-def _today() -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime())
-
-
 class _Rows:
     """A growing (N, W) float32 array (amortised appends: the library grows one video at a time)."""
 
@@ -588,14 +584,16 @@ class Feed:
         pool: concepts to draw new ideas from (random ones and mutations) instead of the whole concept space,
             e.g. the ones whose embeddings are cached; None draws from the whole space.
         feature_map: the feature basis; default: the store's, else fitted on reference_concepts().
+        today: () -> the day budgets are counted in (default: the UTC date); simulations pass a fixed one.
     """
 
     def __init__(self, store: "FeedStore | None" = None, embedder: Embedder | None = None,
                  cost: CostModel | None = None, config: FeedConfig | None = None, llm: LLMHook | None = None,
-                 pool: list[Concept] | None = None, feature_map: FeatureMap | None = None):
+                 pool: list[Concept] | None = None, feature_map: FeatureMap | None = None,
+                 today: Callable[[], str] = lambda: time.strftime("%Y-%m-%d", time.gmtime())):
         from .pipeline import validate_request
         self.config = c = config or FeedConfig()
-        self.store, self.llm = store, llm
+        self.store, self.llm, self._today = store, llm, today
         self.embedder = embedder or Embedder()
         self.cost = cost or CostModel.from_model()
         self._lock = threading.RLock()
@@ -680,8 +678,8 @@ class Feed:
         st = self.users.get(user)
         if st is None:
             st = self.users[user] = UserState(TasteModel(self.features.dim, self.config.prior, self.config.noise))
-        if st.day != _today():
-            st.day, st.spent_s, st.views_today = _today(), 0.0, 0
+        if st.day != self._today():
+            st.day, st.spent_s, st.views_today = self._today(), 0.0, 0
         return st
 
     def budget(self, user: str) -> dict:
