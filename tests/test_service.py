@@ -410,12 +410,25 @@ def test_queued_jobs_of_one_shape_run_as_one_batch(db_url, model_dir, pipe, tmp_
         assert batches == {**dict.fromkeys(same, 4), other: 1}
 
 
-def test_expand_prompt_shows_the_detailed_prompt(sqlite_url, model_dir, pipe, tmp_path):
+def test_prompts_are_expanded_as_the_cli_does_unless_turned_off(sqlite_url, model_dir, pipe, tmp_path):
     with running(sqlite_url, model_dir, pipe, tmp_path, workers=0) as (url, _), httpx.Client(base_url=url) as http:
-        v = http.post("/v1/videos", data={"prompt": "a red ball bouncing", "expand_prompt": "true", "seed": "1"})
-        v = v.json()
-        assert v["prompt"] == "a red ball bouncing"
+        v = http.post("/v1/videos", data={"prompt": "a red ball bouncing", "seed": "1"}).json()
+        assert v["prompt"] == "a red ball bouncing"        # as the client wrote it; the model gets the caption
         assert v["expanded_prompt"] and v["expanded_prompt"] != v["prompt"] and "red" in v["expanded_prompt"].lower()
+        # the words' parameters fill what the request left out ("vertical", "3 seconds"); fields given win
+        v = http.post("/v1/videos", data={"prompt": "a red ball bouncing, vertical, 3 seconds", "seed": "1"}).json()
+        assert (v["size"], v["seconds"]) == ("32x64", "3")
+        v = http.post("/v1/videos", data={"prompt": "a red ball bouncing, vertical", "size": "64x32"}).json()
+        assert v["size"] == "64x32"
+        plain = http.post("/v1/videos", data={"prompt": "a red ball bouncing", "expand_prompt": "false"}).json()
+        assert plain["expanded_prompt"] is None
+        # a prompt intent cannot read is generated as written by default, and refused when expansion was asked for
+        odd = {"prompt": "a red ball, take 4"}     # intent reads "take 4" as four more objects: too many
+        assert http.post("/v1/videos", data=odd).json()["expanded_prompt"] is None
+        r = http.post("/v1/videos", data={**odd, "expand_prompt": "true"})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "prompt"
+        quote = http.post("/v1/videos/quote", data={"prompt": "a red ball bouncing", "seed": "1"}).json()
+        assert quote["expanded_prompt"] and quote["prompt"] == quote["expanded_prompt"]
 
 
 def test_api_keys_budgets_rate_limits_and_isolation(sqlite_url, model_dir, pipe, tmp_path):
@@ -460,7 +473,7 @@ def test_api_keys_budgets_rate_limits_and_isolation(sqlite_url, model_dir, pipe,
 def test_events_stream_each_change_until_the_video_finishes(sqlite_url, model_dir, pipe, tmp_path):
     import json
     with running(sqlite_url, model_dir, pipe, tmp_path) as (url, _), httpx.Client(base_url=url, timeout=120) as http:
-        v = http.post("/v1/videos", json={"prompt": "a red ball", "steps": 20, "size": "128x64"}).json()
+        v = http.post("/v1/videos", json={"prompt": "a red ball", **SLOW, "steps": 40}).json()   # several heartbeats
         with http.stream("GET", f"/v1/videos/{v['id']}/events") as events:
             assert events.headers["content-type"].startswith("text/event-stream")
             seen = [json.loads(line[6:]) for line in events.iter_lines() if line.startswith("data: ")]

@@ -140,14 +140,17 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None, 
         if not settings.accepts(model):
             raise APIError(400, f"model={model!r} is not allowed: {settings.model_name} (or an OpenAI model name "
                            f"such as sora-2, which gets it)", "model", "invalid_value")
-        expanded = boolean("expand_prompt", body.pop("expand_prompt", False))
-        source_id = body.pop("source_video_id", None)
+        # like `straightline generate`: text goes through intent unless the client says expand_prompt=false
         mode = body.get("mode") or "generate"
+        asked = body.pop("expand_prompt", None)
+        expanded = boolean("expand_prompt", asked) if asked is not None else mode in ("generate", "image")
+        expanded = expanded and bool(str(body.get("prompt") or "").strip())
+        source_id = body.pop("source_video_id", None)
         if mode not in MODES:
             raise APIError(400, f"mode={mode!r} is not allowed: {' | '.join(MODES)}", "mode", "invalid_value")
         idempotency_key = request.headers.get("idempotency-key") or None
         sums = {name: _sha256(path) for name, path in files.items()}
-        fp = fingerprint(owner, {**body, "model": model, "expand": expanded, "source": source_id,
+        fp = fingerprint(owner, {**body, "model": model, "expand": asked, "source": source_id,
                                  "remix": remix_of and remix_of["id"]}, {k: v.encode() for k, v in sums.items()})
         retry = request.headers.get("x-stainless-retry-count", "0")
         window = settings.retry_window_s if retry.isdigit() and int(retry) > 0 else settings.dedupe_window_s
@@ -184,7 +187,13 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None, 
             inputs[field] = blob
         expanded_prompt, prompt = None, body.get("prompt") or ""
         if expanded:
-            body, expanded_prompt = expand(body, info)
+            try:
+                body, expanded_prompt = expand(body, info)
+            except APIError:
+                if asked is not None:     # asked for: its error, as the CLI gives it
+                    raise
+                # by default: a prompt intent cannot read is generated as written, as OpenAI's API would
+
         spec = validate(body, inputs, info)
         flops = estimate_flops(spec.request, settings.model)
         device_s = settings.prices.estimate_device_s(flops, settings.device)

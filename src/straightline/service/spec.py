@@ -134,29 +134,30 @@ def rebuild(fields: dict, inputs: dict[str, bytes], info) -> Request:
 
 
 def expand(body: dict, info) -> tuple[dict, str]:
-    """expand_prompt: the prompt through intent.expand -> (body with the detailed prompt, and the parameters
-    the request implied where the client set none; the expanded prompt)."""
+    """The request as the model understands it (intent.expand), as `straightline generate` does it: a caption in
+    the style the model was trained on, and the parameters the words asked for ("vertical", "10秒"); fields the
+    client set win over the words. The seed is drawn first when not given: it draws both what the words leave
+    open and the noise. -> (the body to validate, the expanded prompt)."""
     from ..intent import expand as expand_intent
-    seed = body.get("seed")
+    body = dict(body)
+    if body.get("seed") in (None, ""):
+        body["seed"] = secrets.randbelow(MAX_SEED + 1)
     try:
-        intent = expand_intent(body.get("prompt"), seed=int(seed) if str(seed or "").isdigit() else 0,
+        seed = int(float(body["seed"]))
+        intent = expand_intent(body.get("prompt"), seed=seed, default_negative="",
                                default_aspect=info.default("aspect"), default_seconds=info.default("seconds"))
     except InvalidRequest as err:
         raise invalid(err) from None
-    body = {**body, "prompt": intent.prompt}
-    if not body.get("negative_prompt"):
-        body["negative_prompt"] = intent.negative
-    params = intent.params
-    for name in ("fps",):
-        if body.get(name) in (None, "") and params.get(name) is not None:
-            body[name] = params[name]
-    if body.get("seconds") in (None, "") and body.get("frames") in (None, "") and params.get("seconds") is not None:
-        body["seconds"] = params["seconds"]
-    if all(body.get(k) in (None, "") for k in ("size", "aspect", "resolution")):
-        if params.get("size") is not None:
-            body["size"] = params["size"]
-        else:
-            for name in ("aspect", "resolution"):
-                if params.get(name) is not None:
-                    body[name] = params[name]
-    return body, intent.prompt
+    except (TypeError, ValueError):      # a seed that is not a number: validate_request names it
+        return body, None
+    words = intent.request_fields()
+    words["negative_prompt"] = words.pop("negative")
+    given = {k for k, v in body.items() if v not in (None, "") and k != "prompt"}
+    if "size" in given:                   # an explicit size replaces the words' aspect and resolution
+        words = {k: v for k, v in words.items() if k not in ("aspect", "resolution")}
+    if {"aspect", "resolution"} & given:
+        words.pop("size", None)
+    if "frames" in given or body.get("mode") == "image":
+        words.pop("seconds", None)
+    merged = {**body, **{k: v for k, v in words.items() if k not in given or k == "prompt"}}
+    return merged, intent.prompt

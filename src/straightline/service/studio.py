@@ -102,7 +102,7 @@ function fields() {
   form.set("prompt", $("prompt").value);
   const mode = $("mode").value;
   form.set("mode", mode);
-  if ($("expand").checked && $("prompt").value.trim()) form.set("expand_prompt", "true");
+  form.set("expand_prompt", $("expand").checked ? "true" : "false");
   if (!$("file").files.length || mode === "generate" || mode === "image") {
     form.set("aspect", aspect);
     if ($("resolution").value) form.set("resolution", $("resolution").value);
