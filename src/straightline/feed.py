@@ -585,12 +585,13 @@ class Feed:
             e.g. the ones whose embeddings are cached; None draws from the whole space.
         feature_map: the feature basis; default: the store's, else fitted on reference_concepts().
         today: () -> the day budgets are counted in (default: the UTC date); simulations pass a fixed one.
+        info: the model's ModelInfo, so generated requests are priced with its defaults (as the service runs them).
     """
 
     def __init__(self, store: "FeedStore | None" = None, embedder: Embedder | None = None,
                  cost: CostModel | None = None, config: FeedConfig | None = None, llm: LLMHook | None = None,
                  pool: list[Concept] | None = None, feature_map: FeatureMap | None = None,
-                 today: Callable[[], str] = lambda: time.strftime("%Y-%m-%d", time.gmtime())):
+                 today: Callable[[], str] = lambda: time.strftime("%Y-%m-%d", time.gmtime()), info=None):
         from .pipeline import validate_request
         self.config = c = config or FeedConfig()
         self.store, self.llm, self._today = store, llm, today
@@ -598,7 +599,7 @@ class Feed:
         self.cost = cost or CostModel.from_model()
         self._lock = threading.RLock()
         self._rng, self._np = random.Random(c.seed), np.random.default_rng(c.seed)
-        request = validate_request("a ball", seed=0, **c.request)      # names a bad field of config.request
+        request = validate_request("a ball", seed=0, info=info, **c.request)   # names a bad field of c.request
         self.request_cost_s = self.cost.device_seconds(request)
         saved = store.get_meta("feature_map") if store else None
         if feature_map is None and saved:
