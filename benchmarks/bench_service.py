@@ -108,7 +108,7 @@ async def one_client(http: httpx.AsyncClient, i: int, polls: int, retry: bool, s
 
 
 async def _one_client(http: httpx.AsyncClient, i: int, polls: int, retry: bool, stats: dict) -> None:
-    form = {"prompt": f"a red ball bouncing, take {i}", "seconds": "1", "seed": str(i)}
+    form = {"prompt": "a red ball bouncing on a wooden floor", "seconds": "1", "seed": str(i)}
     headers = {"Idempotency-Key": f"bench-{i}"}
     start = time.perf_counter()
     r = await http.post("/v1/videos", data=form, headers=headers)
@@ -178,7 +178,7 @@ def run_throughput(args, model: Path, workdir: Path, workers: int, batch: int) -
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{args.port + 1}", timeout=60) as http:
                 for i in range(args.jobs):
-                    form = {"prompt": f"a red ball bouncing, take {i}", "size": args.size, "seconds": args.seconds,
+                    form = {"prompt": "a red ball bouncing on a wooden floor", "size": args.size, "seconds": args.seconds,
                             "steps": str(args.steps), "seed": str(i)}
                     r = http.post("/v1/videos", data=form)
                     r.raise_for_status()
