@@ -188,7 +188,7 @@ def _physics(pipeline, suite, fields, pool, log) -> tuple[list[dict], dict]:
         for r in physics.summarize(records, source):
             metrics.append(_metric("physics", f"{r['kind']}, {r['split']}", r["metric"], r, r["better"],
                                    source="world" if source == "truth" else "model",
-                                   headline=(r["kind"], r["metric"]) in PHYSICS_HEADLINE
+                                   headline=((r["kind"], r["metric"]) in PHYSICS_HEADLINE or r["metric"] == "found")
                                    and r["split"] in ("in-distribution", "ood speed, given frames"),
                                    percent=r["metric"] in ("found", "moved", "descended", "collided",
                                                            "energy gained")))
