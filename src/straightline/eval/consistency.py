@@ -162,8 +162,9 @@ def summarize(records: list[dict]) -> list[dict]:
         rows.append({"metric": metric, "better": better, **summary})
     n = len(records)
     add("flicker", stats.mean([r["flicker"] for r in records]), "lower")
-    for metric in ("teleports", "from nowhere", "vanished", "identity switches"):
-        add(f"clips without {metric}", stats.rate(sum(r[metric] == 0 for r in records), n), "higher")
+    for metric, name in (("teleports", "teleports"), ("from nowhere", "objects from nowhere"),
+                         ("vanished", "vanishing objects"), ("identity switches", "identity switches")):
+        add(f"clips without {name}", stats.rate(sum(r[metric] == 0 for r in records), n), "higher")
     add("shape stability", stats.mean([v for r in records for v in r["shape stability"]]), "higher")
     add("size jitter", stats.mean([v for r in records for v in r["size jitter"]]), "lower")
     events = [ok for r in records for ok in r["permanence"]]

@@ -279,6 +279,7 @@ def _distance(pool, suite, log) -> tuple[list[dict], dict]:
     real = classifier.features([(c["truth"], c["fps"]) for c in pool])
     floor = classifier.features(_floor_clips(pool, suite))
     summary = distance_summary(generated, real, floor)
+    summary["classifier"] = json.loads((DEFAULT_PATH / "classifier.json").read_text()).get("validation", {})
     log(f"distance: FD {summary['value']:.3g} (floor {summary['floor']:.3g}, n={summary['n']})")
     return ([_metric("distance", "all clips", "Fréchet distance", summary, "lower", headline=True),
              _metric("distance", "all clips", "Fréchet distance", {"value": summary["floor"], "low": None,
@@ -582,6 +583,12 @@ def write_report(out, runs: list[dict]) -> tuple[Path, Path]:
         md += [""] + [f"![{name}](figures/{name})" for name in _section_figures(runs, section, figures)]
         if section == "physics":
             md += [f"![{name}](figures/{name})" for r in runs for name in r["figures"]]
+        if section == "distance":
+            accuracy = next((r["sections"]["distance"]["summary"].get("classifier") for r in runs
+                             if "summary" in r["sections"].get("distance", {})), None)
+            if accuracy:
+                md += ["", "The classifier's validation accuracy (docs/eval.md): " + ", ".join(
+                    f"{k} {100 * v:.0f}%" for k, v in accuracy.items() if k != "n") + f" (n={accuracy.get('n')})."]
         for r, d in zip(runs, details):
             if section in d:
                 md += ["", f"`{r['label']}`:", ""] + d[section]
