@@ -65,8 +65,8 @@ def test_each_damage_scores_clearly_worse(table, damage):
             assert damaged[metric] >= world[metric] + margin, (metric, damaged[metric], world[metric])
         else:
             assert damaged[metric] <= world[metric] + margin, (metric, damaged[metric], world[metric])
-    if SHIPPED_CLASSIFIER and damage != "color swap":
-        assert damaged["distance: Fréchet"] > 1e-3
+    if SHIPPED_CLASSIFIER:          # the world's own FD is 0 (the same clips); every damage is far from it
+        assert damaged["distance: Fréchet"] > 5.0, damaged["distance: Fréchet"]
 
 
 def test_frechet_distance_known_values():

@@ -25,7 +25,8 @@ def frechet(a: torch.Tensor, b: torch.Tensor) -> float:
     values, vectors = torch.linalg.eigh(cov_a)
     root_a = vectors @ torch.diag(values.clamp(min=0).sqrt()) @ vectors.T
     middle = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp(min=0).sqrt().sum()
-    return float((mu_a - mu_b).pow(2).sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * middle)
+    # non-negative by definition; rounding in the square roots leaves ~1e-5 either side of 0 for equal sets
+    return max(0.0, float((mu_a - mu_b).pow(2).sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * middle))
 
 
 def features_of(clips, classifier=None) -> torch.Tensor:
