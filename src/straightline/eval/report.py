@@ -8,7 +8,8 @@ Sections (docs/eval.md says what each number means and how sure it is):
                     in-distribution scenes from short and from long (detailed) captions
     2 physics       eval.physics: uniform, parabolic/bouncing and collision scenes from their long captions
     3 consistency   eval.consistency on every generated clip of sections 1, 2 and occlusion scenes
-    4 distance      eval.distance: Fréchet distance in the ToyWorld classifier's feature space, with its floor
+    4 distance      eval.distance: Fréchet distance to renders of other scenes in the ToyWorld classifier's
+                    feature space, next to a perfect model's
     5 framing       eval.adherence.framing: native 16:9 / 9:16 vs a centre-cropped square
     6 speed         eval.speed: compute seconds per video second per size, estimated DiT FLOPs
     7 vae           eval.vae_quality: PSNR / SSIM on ToyWorld and real clips
@@ -92,7 +93,7 @@ def hardware(device) -> str:
 
 
 def _metric(section, group, metric, summary, better, source="model", headline=False, percent=False) -> dict:
-    keep = {k: summary.get(k) for k in ("value", "low", "high", "n", "floor") if k in summary}
+    keep = {k: summary.get(k) for k in ("value", "low", "high", "n") if k in summary}
     return {"section": section, "group": group, "metric": metric, "better": better, "source": source,
             "headline": headline, "percent": percent, **keep}
 
@@ -258,8 +259,8 @@ def _consistency(pipeline, suite, fields, pool, log) -> tuple[list[dict], dict]:
 
 # --- 4. distribution distance -------------------------------------------------------------------------------
 
-def _floor_clips(pool, suite) -> list[tuple]:
-    """Real clips of *other* scenes drawn like the pool's (same sections, sizes and lengths): the floor of the FD."""
+def _other_clips(pool) -> list[tuple]:
+    """Real clips of *other* scenes drawn like the pool's (same sections, sizes and lengths): the FD's real set."""
     from .adherence import case_scene
     clips = []
     for k, clip in enumerate(pool):
@@ -282,16 +283,16 @@ def _distance(pool, suite, log) -> tuple[list[dict], dict]:
     if not (DEFAULT_PATH / "classifier.safetensors").is_file():
         return [], {"skipped": f"no classifier in {DEFAULT_PATH}"}
     classifier = load_classifier()
-    generated = classifier.features([(c["frames"], c["fps"]) for c in pool])
-    real = classifier.features([(c["truth"], c["fps"]) for c in pool])
-    floor = classifier.features(_floor_clips(pool, suite))
-    summary = distance_summary(generated, real, floor)
-    summary["classifier"] = json.loads((DEFAULT_PATH / "classifier.json").read_text()).get("validation", {})
-    log(f"distance: FD {summary['value']:.3g} (floor {summary['floor']:.3g}, n={summary['n']})")
-    return ([_metric("distance", "all clips", "Fréchet distance", summary, "lower", headline=True),
-             _metric("distance", "all clips", "Fréchet distance", {"value": summary["floor"], "low": None,
-                                                                   "high": None, "n": summary["n"]},
-                     "lower", source="world")], {"summary": summary})
+    # real clips of *other* scenes drawn alike, as FVD compares sets: the generated clips and the renders of
+    # their own scenes (what a perfect model would give) are measured against the same real set
+    real = classifier.features(_other_clips(pool))
+    generated = distance_summary(classifier.features([(c["frames"], c["fps"]) for c in pool]), real)
+    world = distance_summary(classifier.features([(c["truth"], c["fps"]) for c in pool]), real)
+    generated["classifier"] = json.loads((DEFAULT_PATH / "classifier.json").read_text()).get("validation", {})
+    log(f"distance: FD {generated['value']:.3g} (a perfect model: {world['value']:.3g}, n={generated['n']})")
+    return ([_metric("distance", "all clips", "Fréchet distance", generated, "lower", headline=True),
+             _metric("distance", "all clips", "Fréchet distance", world, "lower", source="world")],
+            {"summary": generated, "world": world})
 
 
 # --- 5. framing, 6. speed, 7. VAE -----------------------------------------------------------------------------
@@ -446,9 +447,10 @@ SECTION_NOTES = {
                "instrument's floor.",
     "consistency": "Every generated clip of sections 1–2 plus occlusion scenes (eval/consistency.py). *world*: "
                    "the same on the ground-truth renders.",
-    "distance": "FD between generated clips and the ground-truth renders of the same cases, in the ToyWorld "
-                "classifier's 64-d features; interval: bootstrap over generated clips. *world*: the FD of renders "
-                "of other scenes drawn alike vs the same renders — the floor at this n (FD is biased up at small n).",
+    "distance": "FD between the generated clips and renders of *other* scenes drawn alike (same sections, "
+                "scenarios, sizes), in the ToyWorld classifier's 64-d features; interval: bootstrap over the "
+                "generated clips. *world*: the same FD for the renders of the prompts' own scenes — what a perfect "
+                "model gets at this n (FD is biased up at small n; compare only at equal n).",
     "framing": "Share of frames in which every perceived object is fully in view (Wilson intervals over frames, "
                "which are correlated within a clip). *world*: ToyWorld's renders framed the same way.",
     "speed": "Batch 1, fresh prompts, after a warm-up; means with bootstrap intervals over repeats.",
