@@ -70,7 +70,7 @@ class Suite:
 
 
 SUITES = {
-    # a few minutes on a 2-core CPU with the shipped model: ~60 short clips at 128 px
+    # ~7 minutes on one free CPU core with a model of the shipped size: 49 short clips at 128 px (docs/eval.md)
     "quick": Suite("quick"),
     # for a GPU: intervals of a few points on adherence, ~20 clips per physics group
     "full": Suite("full", resolution=None, fps=None, seconds=2.0, physics_seconds=3.0, adherence_n=100,
