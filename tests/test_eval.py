@@ -10,9 +10,8 @@ import json
 
 import pytest
 import torch
+from conftest import tiny_model_folder
 
-from straightline import dit as dit_module
-from straightline import vae as vae_module
 from straightline.cli import main
 from straightline.eval import physics, stats
 from straightline.eval.classifier import DEFAULT_PATH as CLASSIFIER
@@ -20,7 +19,6 @@ from straightline.eval.distance import frechet
 from straightline.eval.reference import WorldPipeline
 from straightline.eval.report import SUITES, Suite
 from straightline.eval.sanity import sanity
-from straightline.model import ModelInfo, save_model
 
 SHIPPED_CLASSIFIER = (CLASSIFIER / "classifier.safetensors").is_file()
 
@@ -110,14 +108,8 @@ def test_physics_with_given_frames_out_of_distribution():
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A tiny untrained model folder, nudged off its zero init (see tests/test_pipeline.py)."""
-    torch.manual_seed(0)
-    dit = dit_module.DiT(dit_module.PRESETS["tiny"])
-    with torch.no_grad():
-        for p in dit.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    path = tmp_path_factory.mktemp("model")
-    save_model(path, dit, vae_module.VideoVAE(vae_module.PRESETS["tiny"]), ModelInfo(defaults={"max_tokens": 1024}))
-    return path
+    return tiny_model_folder(tmp_path_factory.mktemp("model"),
+                             {"max_tokens": 1024})
 
 
 TINY = Suite("quick", resolution=64, fps=8, seconds=1.0, physics_seconds=2.0, adherence_n=1, caption_n=1,

@@ -3,14 +3,13 @@ inputs, bad inputs, and the CLI subcommands; a tiny untrained model and the real
 
 import pytest
 import torch
+from conftest import tiny_model_folder
 
-from straightline import dit as dit_module
-from straightline import vae as vae_module
 from straightline.cli import main
 from straightline.data import from_model_output, to_model_input
 from straightline.errors import InvalidRequest, MediaError
 from straightline.metrics import psnr
-from straightline.model import ModelInfo, save_model
+from straightline.model import ModelInfo
 from straightline.pipeline import (
     Pass,
     Pipeline,
@@ -35,14 +34,7 @@ INFO = {"max_tokens": 1024, "fps": 4, "seconds": 4, "steps": 2, "cfg": 3}
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A tiny model folder, the DiT nudged off its zero init (else its velocity is exactly 0)."""
-    torch.manual_seed(0)
-    dit = dit_module.DiT(dit_module.PRESETS["tiny"])
-    with torch.no_grad():
-        for p in dit.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    path = tmp_path_factory.mktemp("model")
-    save_model(path, dit, vae_module.VideoVAE(vae_module.PRESETS["tiny"]), ModelInfo(defaults=INFO))
-    return path
+    return tiny_model_folder(tmp_path_factory.mktemp("model"), INFO)
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,11 @@
 
 import pytest
 import torch
+from conftest import tiny_model_folder
 
-from straightline import dit as dit_module
-from straightline import vae as vae_module
 from straightline.cli import main
 from straightline.errors import InvalidRequest
-from straightline.model import ModelInfo, save_model
+from straightline.model import ModelInfo
 from straightline.pipeline import Pipeline, generate, validate_request
 from straightline.video_io import probe, read_image, read_video
 
@@ -16,14 +15,8 @@ from straightline.video_io import probe, read_image, read_video
 def model_dir(tmp_path_factory):
     """A tiny model folder. The DiT is untrained but nudged off its zero init (adaLN-zero and the zero output
     layer would make the velocity exactly 0, so text, guidance and batching could not change anything)."""
-    torch.manual_seed(0)
-    dit = dit_module.DiT(dit_module.PRESETS["tiny"])
-    with torch.no_grad():
-        for p in dit.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    path = tmp_path_factory.mktemp("model")
-    save_model(path, dit, vae_module.VideoVAE(vae_module.PRESETS["tiny"]), ModelInfo(defaults={"max_tokens": 1024}))
-    return path
+    return tiny_model_folder(tmp_path_factory.mktemp("model"),
+                             {"max_tokens": 1024})
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,10 @@ import httpx
 import httpx2  # the openai SDK's HTTP client
 import openai
 import pytest
-import torch
+from conftest import tiny_model_folder
 from PIL import Image
 
-from straightline import dit as dit_module
-from straightline import vae as vae_module
-from straightline.model import ModelInfo, save_model
+from straightline.model import ModelInfo
 from straightline.pipeline import Pipeline, validate_request
 from straightline.service import Settings
 from straightline.service.server import ThreadServer, build, shutdown
@@ -33,15 +31,8 @@ SLOW = {"size": "256x128", "frames": 17, "steps": 150}   # many heartbeats long,
 def model_dir(tmp_path_factory):
     """A tiny model whose defaults make a 64x32, 5-frame clip in 2 steps (nudged off its zero init, as in
     test_pipeline, so the text and the seed change the video)."""
-    torch.manual_seed(0)
-    dit = dit_module.DiT(dit_module.PRESETS["tiny"])
-    with torch.no_grad():
-        for p in dit.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    path = tmp_path_factory.mktemp("model")
-    save_model(path, dit, vae_module.VideoVAE(vae_module.PRESETS["tiny"]),
-               ModelInfo(defaults={"max_tokens": 1024, "resolution": 32, "fps": 8, "seconds": 0.5, "steps": 2}))
-    return path
+    return tiny_model_folder(tmp_path_factory.mktemp("model"),
+                             {"max_tokens": 1024, "resolution": 32, "fps": 8, "seconds": 0.5, "steps": 2})
 
 
 @pytest.fixture(scope="module")

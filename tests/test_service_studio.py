@@ -7,11 +7,8 @@ import shutil
 from contextlib import contextmanager
 
 import pytest
-import torch
+from conftest import tiny_model_folder
 
-from straightline import dit as dit_module
-from straightline import vae as vae_module
-from straightline.model import ModelInfo, save_model
 from straightline.pipeline import Pipeline
 from straightline.service import Settings
 from straightline.service.server import ThreadServer, build, shutdown
@@ -27,15 +24,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    dit = dit_module.DiT(dit_module.PRESETS["tiny"])
-    with torch.no_grad():
-        for p in dit.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    path = tmp_path_factory.mktemp("model")
-    save_model(path, dit, vae_module.VideoVAE(vae_module.PRESETS["tiny"]),
-               ModelInfo(defaults={"max_tokens": 1024, "resolution": 32, "fps": 8, "seconds": 0.5, "steps": 2}))
-    return path
+    return tiny_model_folder(tmp_path_factory.mktemp("model"),
+                             {"max_tokens": 1024, "resolution": 32, "fps": 8, "seconds": 0.5, "steps": 2})
 
 
 @contextmanager
