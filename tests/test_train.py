@@ -58,6 +58,18 @@ def test_cache_is_built_once_and_resumes_a_missing_shard(vae_path, tmp_path):
         assert set(items[0][1]) == {"short", "medium", "long"}
 
 
+def test_cache_rendered_by_worker_processes_equals_one_process(vae_path, tmp_path):
+    cfg = tiny_config(vae_path)
+    vae = VideoVAE.load(vae_path)
+    build_cache(cfg, tmp_path / "one", vae, workers=1, progress=False)
+    build_cache(cfg, tmp_path / "two", vae, workers=2, progress=False)
+    for k in range(2):
+        one, two = (load_file(str(tmp_path / d / f"shard-{k:05d}.safetensors")) for d in ("one", "two"))
+        assert one.keys() == two.keys() and all(torch.equal(one[n], two[n]) for n in one)
+        assert (tmp_path / "one" / f"shard-{k:05d}.json").read_text() == \
+            (tmp_path / "two" / f"shard-{k:05d}.json").read_text()
+
+
 def test_conditioning_marks_given_frames_and_excludes_them_from_the_loss():
     latents = torch.randn(64, 16, 5, 2, 3)
     cond, weight = conditioning(latents, random.Random(0), prob=0.5)

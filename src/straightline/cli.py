@@ -177,7 +177,7 @@ def cmd_vae_stats(args) -> None:
 
 def cmd_train(args) -> None:
     from .train import TrainConfig, train
-    fields = ("preset", "vae", "text_encoder", "init", "fps", "cache_clips", "token_budget", "steps", "lr",
+    fields = ("preset", "vae", "text_encoder", "init", "fps", "cache_clips", "shard_clips", "token_budget", "steps", "lr",
               "warmup", "ema", "text_dropout", "cond_prob", "seed")
     values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     for name in ("resolutions", "image_resolutions"):
@@ -188,7 +188,8 @@ def cmd_train(args) -> None:
     if args.seconds:
         values["seconds"] = tuple(float(s) for s in args.seconds.split(","))
     metrics = train(TrainConfig(**values), args.out, folder=args.folder, device=args.device,
-                    time_limit=args.time_limit, compile=args.compile, sample_every=args.sample_every)
+                    time_limit=args.time_limit, compile=args.compile, sample_every=args.sample_every,
+                    cache_workers=args.cache_workers, cache_only=args.cache_only)
     print(json.dumps(metrics))
 
 
@@ -542,6 +543,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seconds", help="clip durations, comma-separated (default 1,2)")
     t.add_argument("--fps", type=float, help="frame rate of training clips (default 12)")
     t.add_argument("--cache-clips", type=int, help="ToyWorld clips in the latent cache (default 2000)")
+    t.add_argument("--shard-clips", type=int, help="clips per cache shard, the unit of resumable building (default 32)")
+    t.add_argument("--cache-workers", type=int, help="processes rendering ToyWorld for the cache, per training "
+                   "process (default: the CPUs left over)")
+    t.add_argument("--cache-only", action="store_true", help="build the latent cache in --out/cache and stop")
     t.add_argument("--token-budget", type=int, help="latent tokens per batch and process (default 1024)")
     t.add_argument("--steps", type=int, help="total steps to train to")
     t.add_argument("--lr", type=float, help="AdamW learning rate (default 3e-4)")
@@ -553,7 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
     t.add_argument("--sample-every", type=int, default=1000, help="write preview videos every N steps (0: never)")
     t.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    t.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many seconds")
+    t.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many seconds of training "
+                   "(the cache build is not counted)")
     t.set_defaults(func=cmd_train)
 
     world = sub.add_parser("world", help="ToyWorld: render scenes from a prompt or a seed, export datasets",

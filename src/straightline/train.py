@@ -128,29 +128,69 @@ def _folder_shard(dataset: VideoFolderDataset, shard: int, size: int):
         yield sample["bucket"], sample["video"], captions_of[sample["path"]] or {"caption": ""}
 
 
+def _render_shard(job):
+    """Worker side of a parallel cache build: shard k's ToyWorld clips as plain arrays (cheap to pickle)."""
+    cfg, buckets, k = job
+    return k, [(b, frames.numpy(), captions) for b, frames, captions in _toyworld_shard(cfg, buckets, k)]
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)  # render workers: numpy work; the parent's threads encode
+
+
+def _rendered_shards(cfg: TrainConfig, buckets: list[Bucket], todo: list[int], workers: int):
+    """(k, clips) for each shard in `todo`, in order. With workers > 1, ToyWorld shards render in that many
+    processes while the caller encodes; at most 2 × workers shards are in flight, so memory stays bounded."""
+    if workers <= 1:
+        for k in todo:
+            yield k, list(_toyworld_shard(cfg, buckets, k))
+        return
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_one_thread) as pool:
+        pending, queue = deque(), iter(todo)
+        for k in queue:
+            pending.append(pool.submit(_render_shard, (cfg, buckets, k)))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            k, clips = pending.popleft().result()
+            for k_next in queue:
+                pending.append(pool.submit(_render_shard, (cfg, buckets, k_next)))
+                break
+            yield k, [(b, torch.from_numpy(frames), captions) for b, frames, captions in clips]
+
+
 @torch.no_grad()
 def build_cache(cfg: TrainConfig, cache: Path, vae: VideoVAE, *, folder=None, rank: int = 0, world: int = 1,
-                progress: bool = True) -> int:
+                workers: int = 1, progress: bool = True) -> int:
     """Encode clips into `cache/shard-NNNNN.safetensors` (+ .json captions); shards already there are kept,
-    so an interrupted build resumes. Shard k is built by rank k % world. Returns the number of shards."""
+    so an interrupted build resumes. Shard k is built by rank k % world. ToyWorld shards render in `workers`
+    processes per rank (the result does not depend on it). Clips of one bucket in a shard are encoded as one
+    batch. Returns the number of shards."""
     cache.mkdir(parents=True, exist_ok=True)
     buckets = cfg.buckets()
     if folder is not None:
         dataset = VideoFolderDataset(folder, buckets, fps=cfg.fps, caption_dropout=0.0)
         shards = math.ceil(len(dataset) / cfg.shard_clips)
-        clips = lambda k: _folder_shard(dataset, k, cfg.shard_clips)
     else:
         shards = math.ceil(cfg.cache_clips / cfg.shard_clips)
-        clips = lambda k: _toyworld_shard(cfg, buckets, k)
-    device = next(vae.parameters()).device
     todo = [k for k in range(rank, shards, world) if not (cache / f"shard-{k:05d}.json").is_file()]
-    for k in tqdm(todo, desc="latent cache", unit="shard", disable=not progress or rank != 0):
-        tensors, meta = {}, []
-        for i, (bucket, frames, captions) in enumerate(clips(k)):
-            video = to_model_input(frames[None]).to(device)
-            tensors[f"latents.{i}"] = vae.encode(video)[0].to(torch.float16).cpu()
-            meta.append({"bucket": [bucket.frames, bucket.height, bucket.width], "captions": captions})
-        save_file(tensors, str(cache / f"shard-{k:05d}.safetensors"))
+    rendered = ((k, list(_folder_shard(dataset, k, cfg.shard_clips))) for k in todo) if folder is not None \
+        else _rendered_shards(cfg, buckets, todo, workers)
+    device = next(vae.parameters()).device
+    for k, clips in tqdm(rendered, total=len(todo), desc="latent cache", unit="shard",
+                         disable=not progress or rank != 0):
+        latents = [None] * len(clips)
+        for bucket in dict.fromkeys(b for b, _, _ in clips):       # one encode per bucket, in first-seen order
+            index = [i for i, (b, _, _) in enumerate(clips) if b == bucket]
+            video = to_model_input(torch.stack([clips[i][1] for i in index])).to(device)
+            for i, z in zip(index, vae.encode(video)):
+                latents[i] = z.to(torch.float16).cpu()
+        save_file({f"latents.{i}": z for i, z in enumerate(latents)}, str(cache / f"shard-{k:05d}.safetensors"))
+        meta = [{"bucket": [b.frames, b.height, b.width], "captions": c} for b, _, c in clips]
         (cache / f"shard-{k:05d}.json").write_text(json.dumps(meta))  # written last: marks the shard complete
     return shards
 
@@ -271,8 +311,10 @@ def _should_stop(mine: bool, world: int, device) -> bool:
 
 def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float | None = None,
           compile: bool = False, log_every: int = 50, sample_every: int = 1000, ckpt_every: int = 250,
-          progress: bool = True) -> dict:
-    """Train (or resume, when `out` holds a train state) until cfg.steps or `time_limit` seconds.
+          cache_workers: int | None = None, cache_only: bool = False, progress: bool = True) -> dict:
+    """Train (or resume, when `out` holds a train state) until cfg.steps or `time_limit` seconds (counted from
+    the first step, after the latent cache is built). `cache_workers`: ToyWorld render processes per training
+    process (default: the CPUs left over); `cache_only`: build the cache and stop.
 
     `out` becomes a model folder (model.json, dit/ with the EMA weights, vae/) usable by `generate`, plus
     train_state.*, log.jsonl, cache/ and samples/. Returns the last logged metrics."""
@@ -288,9 +330,14 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
     # frozen parts, and the data they make
     vae = VideoVAE.load(cfg.vae, device=device).requires_grad_(False)
     text_encoder = load_text_encoder(cfg.text_encoder, device=device)
-    build_cache(cfg, out / "cache", vae, folder=folder, rank=rank, world=world, progress=progress)
+    if cache_workers is None:
+        cache_workers = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")) - 1)
+    shards = build_cache(cfg, out / "cache", vae, folder=folder, rank=rank, world=world, workers=cache_workers,
+                         progress=progress)
     if world > 1:
         dist.barrier()
+    if cache_only:
+        return {"cache_shards": shards}
     cache = LatentCache(out / "cache")
 
     # the model, its EMA and optimizer
