@@ -691,10 +691,28 @@ def _service_settings(args, **more):
                     lease_s=args.lease, prices=prices, **more)
 
 
+def _feed_config(path: str | None) -> dict:
+    """--feed-config: a JSON object of feed.FeedConfig fields, checked now (unknown fields named)."""
+    from .errors import InvalidRequest
+    from .feed import FeedConfig
+    if not path:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise InvalidRequest("feed-config", path, f"a JSON file of FeedConfig fields ({err})") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("feed-config", path, "a JSON object of FeedConfig fields")
+    FeedConfig.from_dict(data)
+    return data
+
+
 def cmd_serve(args) -> None:
     from .service.server import open_store, serve
     settings = _service_settings(args, workers=args.workers, model_name=args.model_name,
-                                 poll_after_ms=args.poll_after_ms, max_upload_bytes=args.max_upload_mb << 20)
+                                 poll_after_ms=args.poll_after_ms, max_upload_bytes=args.max_upload_mb << 20,
+                                 apps_dir=Path(args.apps) if args.apps else None,
+                                 feed_config=_feed_config(args.feed_config))
     if args.create_key:
         key_id, key = open_store(settings).add_key(args.create_key, daily_budget=args.daily_budget,
                                                    daily_device_s=args.daily_device_seconds,
@@ -734,6 +752,9 @@ def _service_parsers(sub) -> None:
                    "accepted too)")
     s.add_argument("--poll-after-ms", type=int, default=1000, help="the polling interval the SDK is told")
     s.add_argument("--max-upload-mb", type=int, default=64, help="largest uploaded file")
+    s.add_argument("--apps", metavar="DIR", help="serve each app file DIR/NAME.toml at /apps/NAME (docs/apps.md)")
+    s.add_argument("--feed-config", metavar="FILE", help="a JSON file of feed.FeedConfig fields for /feed: "
+                   "daily_budget_s, gain_per_device_s, request, ... (docs/feed.md)")
     s.add_argument("--create-key", metavar="NAME", help="create an API key, print it and exit; once a key "
                    "exists, every request needs one")
     s.add_argument("--daily-budget", type=float, help="with --create-key: money per UTC day")

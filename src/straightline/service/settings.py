@@ -28,6 +28,11 @@ class Settings:
     upload_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "straightline-uploads")
     prices: PriceTable = field(default_factory=PriceTable)
     expires_after_s: float | None = None    # expires_at on videos; None: kept until deleted
+    apps_dir: Path | None = None            # a folder of app files (NAME.toml), each mounted at /apps/NAME
+    apps_reload_s: float = 0.0              # app files are checked for changes at most this often (0: every use)
+    feed: bool = True                       # the personalised feed at /feed and /v1/feed/...
+    feed_config: dict = field(default_factory=dict)   # feed.FeedConfig fields for /feed (and the apps' feeds)
+    feed_embedder: str = "minilm"           # prompt embeddings of the feed: "minilm" or "hashing" (no model)
 
     def accepts(self, model: str) -> bool:
         return model == self.model_name or model in ALIASES
