@@ -446,14 +446,18 @@ _FORM_CSS = """body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem
 label{display:block;margin-top:1rem;font-weight:600}small{display:block;color:#666;font-weight:400}
 input,select,textarea{width:100%;padding:.4rem;font:inherit;box-sizing:border-box}
 button{margin-top:1.2rem;padding:.6rem 1.4rem;font:inherit}#status{margin-top:1rem}
-video{width:100%;margin-top:1rem;background:#000}.error{color:#b00}"""
+video{width:100%;margin-top:1rem;background:#000}.error{color:#b00}nav a{margin-right:1rem}
+.notice{background:#fff3cd;padding:.6rem;border-radius:.3rem}"""
 
 _FORM_JS = """const form=document.getElementById('app'),status=document.getElementById('status'),
 video=document.getElementById('video');
+const keybox=document.getElementById('keybox'),keyInput=document.getElementById('key');
+keyInput.onchange=()=>localStorage.setItem('straightline-key',keyInput.value.trim());
 form.addEventListener('submit',async e=>{e.preventDefault();status.className='';video.hidden=true;
  status.textContent='Submitting…';const headers={};const key=localStorage.getItem('straightline-key');
  if(key)headers['Authorization']='Bearer '+key;
  try{let r=await fetch(form.action,{method:'POST',body:new FormData(form),headers});let job=await r.json();
+  if(r.status===401)keybox.hidden=false;
   if(!r.ok)throw new Error((job.error&&job.error.message)||r.statusText);
   while(job.status==='queued'||job.status==='in_progress'){
    status.textContent=(job.status==='queued'?'Queued':'Generating… '+(job.progress||0)+'%');
@@ -466,11 +470,13 @@ form.addEventListener('submit',async e=>{e.preventDefault();status.className='';
  }catch(err){status.className='error';status.textContent=err.message;}});"""
 
 
-def form_html(app: App, api_url: str | None = None, videos_url: str = "/v1/videos") -> str:
+def form_html(app: App, api_url: str | None = None, videos_url: str = "/v1/videos", links: dict | None = None,
+              notice: str = "") -> str:
     """A complete HTML page (no build step, no external files): the app's form, which POSTs multipart/form-data
     to `api_url` (default /apps/NAME/api), expects an OpenAI-style video object back ({id, status, progress}),
     polls `videos_url`/ID until it is completed and plays `videos_url`/ID/content. An API key, when the service
-    needs one, is read from localStorage['straightline-key']."""
+    needs one, is read from localStorage['straightline-key'] (a 401 shows a box to enter it). `links` (text ->
+    URL) are shown above the title, `notice` (text) under it."""
     e = html.escape
     api_url = api_url or f"/apps/{app.name}/api"
     rows = []
@@ -495,10 +501,15 @@ def form_html(app: App, api_url: str | None = None, videos_url: str = "/v1/video
         rows.append(f'<label for="{i.name}">{e(i.label)}{help_}</label>{field_}')
     budget = f"<p><small>Daily budget: {app.daily_budget_s:g} device-seconds per user.</small></p>" \
         if app.daily_budget_s is not None else ""
+    nav = "<nav>" + "".join(f'<a href="{e(url)}">{e(text)}</a>' for text, url in links.items()) + "</nav>" \
+        if links else ""
+    notice = f'<p class="notice">{e(notice)}</p>' if notice else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{e(app.title)}</title><style>{_FORM_CSS}</style></head>
-<body><h1>{e(app.title)}</h1><p>{e(app.description)}</p>{budget}
+<body>{nav}<h1>{e(app.title)}</h1>{notice}<p>{e(app.description)}</p>{budget}
+<p id="keybox" hidden><label for="key">API key<small>This app needs you signed in: paste your key (sk-sl-…), then
+Generate again.</small></label><input id="key" autocomplete="off"></p>
 <form id="app" action="{e(api_url)}" method="post" enctype="multipart/form-data">
 {chr(10).join(rows)}
 <button type="submit">Generate</button></form>

@@ -1057,8 +1057,10 @@ video{width:100%;height:100%;object-fit:cover;background:#111}
 .side{position:absolute;right:.8rem;bottom:5rem;display:flex;flex-direction:column;gap:1rem}
 .side button{font-size:1.6rem;background:#0006;color:#fff;border:0;border-radius:50%;width:3.2rem;height:3.2rem}
 .liked{color:#f36!important}.caption{position:absolute;left:.8rem;bottom:1.2rem;right:4.5rem;font-size:.9rem}
-#empty{text-align:center;padding-top:45vh;color:#aaa}</style></head>
-<body><div id="feed"><div id="empty">Making your first videos…</div></div><script>
+#empty{text-align:center;padding-top:45vh;color:#aaa}
+#keybox{position:fixed;top:1rem;left:0;right:0;text-align:center}</style></head>
+<body><div id="feed"><div id="empty">Making your first videos…</div></div>
+<div id="keybox" hidden><input id="key" placeholder="Sign in: your API key (sk-sl-…)" size="34"></div><script>
 const API=__API__,VIDEOS=__VIDEOS__,feed=document.getElementById('feed');
 const headers={'Content-Type':'application/json'};const key=localStorage.getItem('straightline-key');
 if(key)headers['Authorization']='Bearer '+key;
@@ -1068,7 +1070,10 @@ let loading=false;
 async function more(){if(loading)return;loading=true;
  try{const r=await fetch(API+'/next',{headers});
   if(r.status===200){const s=await r.json();add(s);document.getElementById('empty')?.remove();}
-  else setTimeout(more,2000);}finally{loading=false;}}
+  else{if(r.status===401)document.getElementById('keybox').hidden=false;setTimeout(more,2000);}}
+ finally{loading=false;}}
+document.getElementById('key').onchange=e=>{localStorage.setItem('straightline-key',e.target.value.trim());
+ location.reload();};
 function add(s){const d=document.createElement('div');d.className='item';d.dataset.id=s.video_id;
  d.innerHTML='<video playsinline muted loop preload="auto"></video><div class="side"><button class="like">&#9829;'+
   '</button><button class="skip">&#8595;</button></div><div class="caption"></div>';

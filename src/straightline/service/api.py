@@ -37,6 +37,8 @@ import math
 import re
 import secrets
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -97,18 +99,26 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None, 
 
     def owner_of(request: Request) -> tuple[str, dict | None]:
         """-> (owner, key row); 401 for a missing or unknown key when keys are required."""
+        caller = identify(request)
+        return caller.owner, caller.key
+
+    def identify(request: Request, anonymous: bool = False) -> Caller:
+        """Who is asking. Local mode (no keys): the one user "local". With keys: the key's owner and name; 401 for
+        a missing key unless `anonymous` (public apps), and for an unknown or revoked key always."""
         if not settings.require_keys:
-            return "local", None
+            return Caller("local", "local", None, local=True)
         header = request.headers.get("authorization", "")
         key = header[7:].strip() if header.lower().startswith("bearer ") else ""
         if not key:
+            if anonymous:
+                return Caller(f"anon:{request.client.host if request.client else 'unknown'}", None, None)
             raise APIError(401, "Missing API key: send it as 'Authorization: Bearer sk-sl-…'", None,
                            "missing_api_key", "authentication_error")
         row = store.find_key(key)
         if row is None or row["revoked"]:
             raise APIError(401, f"Incorrect API key provided: {key[:8]}…", None, "invalid_api_key",
                            "authentication_error")
-        return row["id"], row
+        return Caller(row["id"], row["name"], row)
 
     def video(job: dict) -> dict:
         return video_object(job, store, settings)
@@ -129,12 +139,25 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None, 
                      quote_only: bool = False):
         owner, key = await run_in_threadpool(owner_of, request)
         try:
-            return await run_in_threadpool(_submit, request, owner, key, body, files, remix_of, quote_only)
+            made = await run_in_threadpool(create_job, request.headers, owner, key, body, files, remix_of=remix_of,
+                                           quote_only=quote_only)
         finally:
             for path in files.values():
                 path.unlink(missing_ok=True)
+        return made if quote_only else respond(*made)
 
-    def _submit(request, owner, key, body, files, remix_of, quote_only):
+    def respond(job: dict, created: bool) -> JSONResponse:
+        """The video object of a new job, or of the earlier job a repeated request gets back."""
+        headers = poll_headers(job) | ({} if created else {"x-straightline-deduplicated": "true"})
+        return JSONResponse(video(job), headers=headers)
+
+    def create_job(headers, owner: str, key: dict | None, body: dict, files: dict[str, Path], *,
+                   remix_of: dict | None = None, quote_only: bool = False, dedupe: bool = True, charge=None,
+                   tag: dict | None = None):
+        """The one create path (/v1/videos, the apps, the feeds): API fields and uploaded files -> (job, created),
+        or the quote. `dedupe=False` makes a repeated request a new job (only an Idempotency-Key dedupes);
+        `charge(estimated_device_s)` may refuse it (an app's budget) before it is queued; `tag` (app,
+        user_name, ticket) is stored with it."""
         check_types(body)
         model = body.pop("model", None) or settings.model_name
         if not settings.accepts(model):
@@ -148,14 +171,15 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None, 
         source_id = body.pop("source_video_id", None)
         if mode not in MODES:
             raise APIError(400, f"mode={mode!r} is not allowed: {' | '.join(MODES)}", "mode", "invalid_value")
-        idempotency_key = request.headers.get("idempotency-key") or None
+        idempotency_key = headers.get("idempotency-key") or None
         sums = {name: _sha256(path) for name, path in files.items()}
         fp = fingerprint(owner, {**body, "model": model, "expand": asked, "source": source_id,
                                  "remix": remix_of and remix_of["id"]}, {k: v.encode() for k, v in sums.items()})
-        retry = request.headers.get("x-stainless-retry-count", "0")
+        retry = headers.get("x-stainless-retry-count", "0")
         window = settings.retry_window_s if retry.isdigit() and int(retry) > 0 else settings.dedupe_window_s
+        dedupe_after = time.time() - window if dedupe else None
         if not quote_only:
-            duplicate = store.find_duplicate(owner, fp, idempotency_key, time.time() - window)
+            duplicate = store.find_duplicate(owner, fp, idempotency_key, dedupe_after)
             if duplicate is not None:
                 return _same_request(duplicate, fp, idempotency_key)
 
@@ -200,6 +224,8 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None, 
         price = settings.prices.price(flops, device_s, settings.device)
         if quote_only:
             return _quote(spec, model, flops, device_s, price, expanded_prompt)
+        if charge is not None:
+            charge(device_s)
         _check_limits(store, settings, key, price)
 
         blobs = {}
@@ -211,19 +237,19 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None, 
         job, created = store.create(
             owner=owner, model=model, prompt=prompt, fields=fields,
             shape=spec.shape, summary=summary, fingerprint=fp, inputs=blobs, idempotency_key=idempotency_key,
-            dedupe_after=time.time() - window, remixed_from=remix_of["id"] if remix_of else None, flops=flops,
-            estimated_price=price)
+            dedupe_after=dedupe_after, remixed_from=remix_of["id"] if remix_of else None, flops=flops,
+            estimated_price=price, tag=tag and {**tag, "estimated_device_s": device_s})
         if not created:
             return _same_request(job, fp, idempotency_key)
         wake()
-        return JSONResponse(video(job), headers=poll_headers(job))
+        return job, True
 
     def _same_request(job: dict, fp: str, idempotency_key: str | None):
         if idempotency_key is not None and job["fingerprint"] != fp:
             raise APIError(400, f"Idempotency-Key {idempotency_key!r} was already used with another request "
                            f"(video {job['id']}); use a new key for a new request", "Idempotency-Key",
                            "idempotency_key_reused")
-        return JSONResponse(video(job), headers={**poll_headers(job), "x-straightline-deduplicated": "true"})
+        return job, False
 
     def _quote(spec, model, flops, device_s, price, expanded_prompt):
         s = spec.summary
@@ -344,16 +370,21 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None, 
         if variant not in VARIANTS:
             raise APIError(400, f"variant={variant!r} is not allowed: {' | '.join(VARIANTS)}", "variant",
                            "invalid_value")
-        job = find(video_id, owner)
+        return content_response(find(video_id, owner), variant)
+
+    def content_response(job: dict, variant: str = "video") -> Response:
+        if variant not in VARIANTS:
+            raise APIError(400, f"variant={variant!r} is not allowed: {' | '.join(VARIANTS)}", "variant",
+                           "invalid_value")
         if job["status"] != "completed":
             raise APIError(400, _not_ready(job), "video_id", "video_not_ready")
-        blob = store.blob(video_id, variant)
+        blob = store.blob(job["id"], variant)
         if blob is None:
-            raise APIError(404, f"video {video_id} has no {variant}", "variant", "content_not_found")
+            raise APIError(404, f"video {job['id']} has no {variant}", "variant", "content_not_found")
         content_type, data = blob
         suffix = {"video": "mp4", "thumbnail": "webp", "spritesheet": "jpg"}[variant]
         return Response(data, media_type=content_type,
-                        headers={"content-disposition": f'attachment; filename="{video_id}.{suffix}"'})
+                        headers={"content-disposition": f'attachment; filename="{job["id"]}.{suffix}"'})
 
     @app.get("/v1/videos/{video_id}/events")
     async def events(video_id: str, request: Request):
@@ -403,7 +434,44 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None, 
     def health():
         return {"ok": True, "queued": store.queue_length(), "model": settings.model_name}
 
+    # --- the apps and the feeds (apps.py, feeds.py): their jobs go through create_job above ---------------
+
+    ctx = Context(settings, store, info, identify, create_job, respond, find, video, content_response)
+    if settings.feed:
+        from .feeds import mount_feed
+        mount_feed(app, ctx)
+    if settings.apps_dir is not None:
+        from .apps import mount_apps
+        mount_apps(app, ctx)
     return app
+
+
+@dataclass
+class Caller:
+    """Who sent a request: `owner` owns the jobs it makes (a key's id, "local", or "anon:IP" for a public app
+    without a key); `user` is the name access lists and budgets go by (the key's name; None: anonymous)."""
+    owner: str
+    user: str | None
+    key: dict | None
+    local: bool = False
+
+    @property
+    def budget_user(self) -> str:
+        return self.user or self.owner
+
+
+@dataclass
+class Context:
+    """What the apps' and the feeds' routes share with the video API."""
+    settings: Settings
+    store: JobStore
+    info: object
+    identify: Callable      # (request, anonymous=False) -> Caller
+    create_job: Callable    # (headers, owner, key, body, files, **options) -> (job, created)
+    respond: Callable       # (job, created) -> the video object response
+    find: Callable          # (job_id, owner) -> job, or a 404 naming it
+    video: Callable         # job -> the video object
+    content: Callable       # (job_id, variant) -> the file response
 
 
 # --- helpers -----------------------------------------------------------------------------------------------

@@ -49,9 +49,17 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
         raise InvalidRequest("host", host, "127.0.0.1, localhost or ::1 while no API key exists (local mode); "
                              "create one with `straightline serve --create-key NAME` to serve a network")
     app = build(settings, store)
+    if settings.feed:      # the feed's first start embeds 2,048 prompts for its feature basis: now, not at /feed
+        threading.Thread(target=app.state.feed.get, daemon=True, name="feed-start").start()
     keys = "API keys required" if settings.require_keys else "local mode, no keys"
     print(f"straightline: serving {settings.model_name} ({settings.model} on {settings.device}) at "
           f"http://{host}:{port}/v1 — {keys}; jobs in {settings.db}; {settings.workers} worker thread(s)")
+    if settings.feed:
+        print(f"  feed: http://{host}:{port}/feed")
+    if settings.apps_dir is not None:
+        apps = app.state.apps
+        print(f"  apps: http://{host}:{port}/apps — {len(apps.apps())} from {settings.apps_dir}"
+              + "".join(f"\n  app file error: {err}" for err in apps.errors.values()))
     try:
         # keep-alive longer than a polling client's pause (uvicorn's 5 s closes connections that clients are about
         # to reuse when the server is busy, and they see resets); a larger backlog for bursts of connections

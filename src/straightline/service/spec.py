@@ -128,6 +128,15 @@ def shape_of(r: Request) -> str:
                        r.strength if r.mode == "edit" else None])
 
 
+def to_api(fields: dict) -> tuple[dict, dict]:
+    """validate_request's keyword arguments (an app's rendered request, a feed's order) -> the create request's
+    fields and files (input_reference / end_reference), as a client would send them."""
+    media = ("image", "video", "end_image", "end_video")
+    files = {API_NAME[k]: fields[k] for k in media if fields.get(k) is not None}
+    body = {API_NAME.get(k, k): v for k, v in fields.items() if k not in media and v is not None}
+    return body, files
+
+
 def rebuild(fields: dict, inputs: dict[str, bytes], info) -> Request:
     """The worker's side: the stored fields and input bytes -> the same Request the API validated."""
     return validate_request(info=info, **fields, **inputs)

@@ -114,6 +114,18 @@ keys = Table(
     Column("revoked", Boolean, nullable=False, default=False),
 )
 
+# jobs made by an app's form or by a feed: whose budget they count against, and the feed order they fulfil
+app_jobs = Table(
+    "app_jobs", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(64), nullable=False, unique=True),
+    Column("app", String(64), index=True),          # the app's name; None: the service's own feed (/feed)
+    Column("user_name", String(128), nullable=False, index=True),   # the user charged for it
+    Column("ticket", String(64), unique=True),      # the feed.Order it makes; None: made by the app's form
+    Column("estimated_device_s", Float, nullable=False, default=0.0),
+    Column("created_at", Float, nullable=False),
+)
+
 ACTIVE = ("queued", "in_progress")
 FINISHED = ("completed", "failed")
 
@@ -190,10 +202,11 @@ class JobStore:
     def create(self, *, owner: str, model: str, prompt: str, fields: dict, shape: str, summary: dict,
                fingerprint: str, inputs: dict[str, tuple[str, bytes]], idempotency_key: str | None = None,
                dedupe_after: float | None = None, remixed_from: str | None = None, flops: float = 0.0,
-               estimated_price: float = 0.0) -> tuple[dict, bool]:
+               estimated_price: float = 0.0, tag: dict | None = None) -> tuple[dict, bool]:
         """Insert a queued job with its input blobs -> (job row, created). An existing job is returned instead
         (created False) when `idempotency_key` was used before by this owner, or, without a key, when this
-        owner sent the same request (`fingerprint`) at or after `dedupe_after`."""
+        owner sent the same request (`fingerprint`) at or after `dedupe_after`. `tag` (app, user_name, ticket,
+        estimated_device_s) is written with it when it is an app's or a feed's job."""
         job_id, now = new_id(), time.time()
         try:
             with self.engine.begin() as c:
@@ -212,6 +225,8 @@ class JobStore:
                     fingerprint=fingerprint, flops=flops, estimated_price=estimated_price))
                 for name, (content_type, data) in inputs.items():
                     c.execute(insert(blobs).values(job_id=job_id, name=name, content_type=content_type, data=data))
+                if tag is not None:
+                    c.execute(insert(app_jobs).values(job_id=job_id, created_at=now, **tag))
         except IntegrityError:
             # the same idempotency key in a concurrent request that committed first
             existing = self.find_duplicate(owner, fingerprint, idempotency_key, None)
@@ -421,6 +436,38 @@ class JobStore:
                                        .group_by(jobs.c.status)).all())
         return {"videos": row[0], "device_s": row[1] or 0.0, "flops": row[2] or 0.0,
                 "committed_price": row[3] or 0.0, "price": row[4] or 0.0, "by_status": by_status}
+
+    def app_usage(self, app: str | None, user: str, since: float) -> dict:
+        """An app's (None: the feed's) jobs charged to `user` since `since`: {"videos", "device_s"}, device
+        seconds as measured for finished jobs and as estimated for queued or running ones (deleted ones count:
+        they were made; failed ones count what they used)."""
+        where = [app_jobs.c.user_name == user, app_jobs.c.created_at >= since,
+                 app_jobs.c.app == app if app is not None else app_jobs.c.app.is_(None)]
+        committed = func.coalesce(jobs.c.device_s, case((jobs.c.status.in_(ACTIVE), app_jobs.c.estimated_device_s),
+                                                        else_=0.0))
+        with self.reader.connect() as c:
+            row = c.execute(select(func.count(), func.sum(committed)).select_from(
+                app_jobs.join(jobs, jobs.c.id == app_jobs.c.job_id)).where(*where)).first()
+        return {"videos": row[0], "device_s": row[1] or 0.0}
+
+    def tickets(self, tickets: list[str]) -> dict[str, dict]:
+        """The jobs made for these feed orders: ticket -> the job row (deleted ones too)."""
+        if not tickets:
+            return {}
+        with self.reader.connect() as c:
+            rows = c.execute(select(app_jobs.c.ticket, jobs).join(jobs, jobs.c.id == app_jobs.c.job_id)
+                             .where(app_jobs.c.ticket.in_(list(tickets)))).mappings().all()
+        return {r["ticket"]: dict(r) for r in rows}
+
+    def app_videos(self, app: str, completed_after: float = 0.0) -> list[dict]:
+        """Completed videos an app's form made (not its feed's), completed at or after `completed_after`,
+        oldest first."""
+        with self.reader.connect() as c:
+            rows = c.execute(select(jobs).join(app_jobs, jobs.c.id == app_jobs.c.job_id).where(
+                app_jobs.c.app == app, app_jobs.c.ticket.is_(None), jobs.c.status == "completed",
+                jobs.c.deleted.is_(False), jobs.c.completed_at >= completed_after)
+                .order_by(jobs.c.completed_at)).mappings().all()
+        return [dict(r) for r in rows]
 
     def add_key(self, name: str, *, daily_budget=None, daily_device_s=None, rate_per_minute=None) -> tuple[str, str]:
         """A new API key -> (key id, the key). Only the key's hash is stored: the key is shown once."""
