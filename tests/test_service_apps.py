@@ -2,6 +2,8 @@
 Chromium (fill the form, the video plays), an app made with `straightline app new` served as it is, files
 edited, broken and removed while the server runs, access rules and daily budgets with API keys."""
 
+import base64
+import io
 import os
 import shutil
 import time
@@ -11,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import tiny_model_folder
+from PIL import Image
 
 from straightline.cli import main
 from straightline.pipeline import Pipeline
@@ -116,6 +119,7 @@ def test_files_edited_broken_and_removed_while_serving(tmp_path, model_dir, pipe
     apps = tmp_path / "apps"
     apps.mkdir()
     shutil.copy(EXAMPLES / "physics-playground.toml", apps)
+    shutil.copy(EXAMPLES / "loop-maker.toml", apps)
     main(["app", "new", "party", "--dir", str(apps)])
     with serving(tmp_path, model_dir, pipe, apps, workers=0) as (_url, client, store):
         # a file broken from the start: its routes name file, field and reason; the others still work
@@ -130,7 +134,7 @@ def test_files_edited_broken_and_removed_while_serving(tmp_path, model_dir, pipe
         assert client.post("/apps/party/api", json={}).status_code == 200
         assert client.post("/apps/physics-playground/api", json={"color": "blue"}).status_code == 200
         listed = client.get("/v1/apps").json()
-        assert [a["name"] for a in listed["data"]] == ["party", "physics-playground"]
+        assert [a["name"] for a in listed["data"]] == ["loop-maker", "party", "physics-playground"]
         assert [(e["name"], e["field"], e["serving"]) for e in listed["errors"]] == [("broken", "prompt", False)]
         assert "{colour} is not an input" in client.get("/apps").text
 
@@ -152,15 +156,31 @@ def test_files_edited_broken_and_removed_while_serving(tmp_path, model_dir, pipe
         party.write_text(good)
         assert "last good version" not in client.get("/apps/party").text
 
+        # a picture, uploaded as the form sends it or as base64 in JSON
+        picture = io.BytesIO()
+        Image.new("RGB", (48, 40), (30, 90, 200)).save(picture, format="PNG")
+        r = client.post("/apps/loop-maker/api", files={"picture": ("p.png", picture.getvalue(), "image/png")},
+                        data={"motion": "the ball spins"})
+        assert r.status_code == 200 and (r.json()["mode"], r.json()["prompt"]) == ("loop", "the ball spins")
+        job = store.get(r.json()["id"])
+        assert store.blob(job["id"], "input:image") is not None and job["summary"]["width"] == job["summary"]["height"]
+        r = client.post("/apps/loop-maker/api", json={"picture": base64.b64encode(picture.getvalue()).decode()})
+        assert r.status_code == 200
+        r = client.post("/apps/loop-maker/api", files={"picture": ("p.png", b"not a picture", "image/png")})
+        assert (r.status_code, r.json()["error"]["param"]) == (400, "picture")
+        assert r.json()["error"]["message"].startswith("picture: cannot be read")
+        r = client.post("/apps/loop-maker/api", data={"motion": "spins"})
+        assert (r.status_code, r.json()["error"]["param"]) == (400, "picture")
+
         # bad input names the input; a removed file is gone
         r = client.post("/apps/physics-playground/api", json={"seconds": 9})
         assert (r.status_code, r.json()["error"]["param"]) == (400, "seconds")
         assert "from 1 to 4" in r.json()["error"]["message"]
         party.unlink()
         r = client.get("/apps/party/api")
-        assert r.status_code == 404 and "apps: physics-playground" in r.json()["error"]["message"]
+        assert r.status_code == 404 and "apps: loop-maker, physics-playground" in r.json()["error"]["message"]
         assert "/apps/party/api" not in client.get("/openapi.json").json()["paths"]
-        assert store.queue_length() == 4         # every accepted request is a job on the queue
+        assert store.queue_length() == 6         # every accepted request is a job on the queue
 
 
 RULES = '''title = "{title}"

@@ -436,10 +436,15 @@ def json_schema(app: App) -> dict:
 
 def openapi_operation(app: App) -> dict:
     """An OpenAPI operation for POST /apps/NAME/api (for FastAPI's `openapi_extra`)."""
-    schema = json_schema(app)
+    form = json_schema(app)
+    body = json.loads(json.dumps(form))       # in JSON an image is a base64 string (or a data: URL)
+    for i in app.inputs:
+        if i.type == "image":
+            body["properties"][i.name] = {k: v for k, v in body["properties"][i.name].items() if k != "format"} | \
+                {"contentEncoding": "base64"}
     return {"summary": app.title, "description": app.description, "operationId": f"app_{app.name.replace('-', '_')}",
-            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema},
-                                                           "application/json": {"schema": schema}}}}
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": form},
+                                                           "application/json": {"schema": body}}}}
 
 
 _FORM_CSS = """body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}

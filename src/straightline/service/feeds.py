@@ -359,12 +359,18 @@ def add_feed_routes(app, page: str, api: str, feed_of, user_of, title) -> None:
     def urls(request: Request) -> str:
         return api.format(**request.path_params)
 
+    # the handlers read {name} (an app's feed) from request.path_params: declare it for /openapi.json
+    names = [n for n in ("name",) if "{" + n + "}" in api]
+    extra = {"openapi_extra": {"parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                                              for n in names]}} if names else {}
+
     @app.get(page, response_class=HTMLResponse, include_in_schema=False)
     def feed_page(request: Request):
         base = urls(request)
         return feed_html(title(request), api_url=base, videos_url=base + "/videos")
 
-    @app.get(api + "/next", tags=["feed"], summary="The next video for this user (204: none yet, ask again)")
+    @app.get(api + "/next", tags=["feed"], summary="The next video for this user (204: none yet, ask again)",
+             **extra)
     def feed_next(request: Request):
         feed, user = resolve(request)
         item = feed.next(user)
@@ -372,7 +378,7 @@ def add_feed_routes(app, page: str, api: str, feed_of, user_of, title) -> None:
             return Response(status_code=204)
         return {**item, "content_url": f"{urls(request)}/videos/{item['video_id']}/content"}
 
-    @app.post(api + "/events", tags=["feed"], summary="Record a view_start, watch, like or skip")
+    @app.post(api + "/events", tags=["feed"], summary="Record a view_start, watch, like or skip", **extra)
     async def feed_event(request: Request):
         try:
             body = json.loads(await request.body() or b"{}")
@@ -381,12 +387,12 @@ def add_feed_routes(app, page: str, api: str, feed_of, user_of, title) -> None:
         feed, user = await run_in_threadpool(resolve, request)
         return await run_in_threadpool(feed.record, user, body)
 
-    @app.get(api + "/me", tags=["feed"], summary="This user's views, likes, budget and taste")
+    @app.get(api + "/me", tags=["feed"], summary="This user's views, likes, budget and taste", **extra)
     def feed_me(request: Request):
         feed, user = resolve(request)
         return feed.me(user)
 
-    @app.get(api + "/videos/{video_id}/content", tags=["feed"], summary="A video of the feed's library")
+    @app.get(api + "/videos/{video_id}/content", tags=["feed"], summary="A video of the feed's library", **extra)
     def feed_content(video_id: str, request: Request):
         return feed_of(request).content(video_id, request.query_params.get("variant", "video"))
 
