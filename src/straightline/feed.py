@@ -1094,7 +1094,7 @@ more().then(more);
 """
 
 
-def feed_html(title: str = "straightline", api_url: str = "/v1/feed", videos_url: str = "/v1/videos") -> str:
+def feed_html(title: str = "straightline", api_url: str = "/v1/feed", videos_url: str = "/v1/feed/videos") -> str:
     """The vertical feed page (9:16, one video per screen, swipe up for the next; no build step).
 
     It calls `GET {api_url}/next` (200 with Show's fields, or any other status for "nothing yet, ask again"),

@@ -62,14 +62,13 @@ def _access(app: App) -> str:
 
 def admit(app: App, caller) -> None:
     """The app's access rule for this caller: 401 (not signed in) or 403 (not on its list)."""
-    if caller.local or app.access == "public":
+    if caller.local or app.allows(caller.user):
         return
     if caller.user is None:
         raise APIError(401, f"{app.title} is for signed-in users: send your API key as 'Authorization: Bearer "
                        "sk-sl-…' (the form page asks for it)", None, "missing_api_key", "authentication_error")
-    if app.access != "signed-in" and caller.user not in app.access:
-        raise APIError(403, f"{app.title} is not open to {caller.user!r}: its file lists the users who may use it",
-                       None, "app_access_denied", "permission_error")
+    raise APIError(403, f"{app.title} is not open to {caller.user!r}: its file lists the users who may use it",
+                   None, "app_access_denied", "permission_error")
 
 
 def budget_check(store, app: App, user: str):
@@ -82,8 +81,9 @@ def budget_check(store, app: App, user: str):
         reset = int((midnight + datetime.timedelta(days=1) - datetime.datetime.now(datetime.UTC)).total_seconds())
         headers = {"retry-after": str(max(reset, 1))}
         if app.daily_videos is not None and used["videos"] >= app.daily_videos:
-            raise APIError(429, f"Daily limit reached: {app.title} makes {app.daily_videos} videos per user per "
-                           f"day and {used['videos']} were made for you today; it starts again at 00:00 UTC",
+            n = app.daily_videos
+            raise APIError(429, f"Daily limit reached: {app.title} makes {n} video{'' if n == 1 else 's'} per user "
+                           f"per day and {used['videos']} were made for you today; it starts again at 00:00 UTC",
                            None, "app_daily_videos", "insufficient_quota", headers)
         if app.daily_budget_s is not None and used["device_s"] + device_s > app.daily_budget_s:
             raise APIError(429, f"Daily budget reached: this video is estimated at {device_s:.3g} device-seconds "
