@@ -1,16 +1,23 @@
-"""DiT training: the latent cache, conditioning strategies, exact resume, and DDP with 2 CPU processes."""
+"""DiT training: the latent cache, conditioning strategies, exact resume, and FSDP2/DDP with 2 and 3 CPU processes
+(gloo) resuming on other numbers of processes."""
 
 import json
+import math
 import os
 import random
+import re
+import shutil
 import socket
 import subprocess
 import sys
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
+from straightline.dit import PRESETS as DIT_PRESETS
+from straightline.dit import DiT
+from straightline.model import load_model
 from straightline.train import (
     LatentCache,
     TrainConfig,
@@ -111,34 +118,139 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_ddp_then_resume_on_one(vae_path, tmp_path):
-    """torchrun DDP on 2 CPU processes (gloo), each building its share of the cache; the checkpoint resumes in
-    1 process (the train state holds no per-rank parts)."""
-    script = tmp_path / "run.py"
-    script.write_text(
-        "import sys, torch\n"
-        "from straightline.train import TrainConfig, train\n"
-        "cfg = TrainConfig(preset='tiny', vae=sys.argv[1], resolutions=(32,), aspects=('16:9', '1:1'),\n"
-        "                  seconds=(0.5,), image_resolutions=(32,), fps=8, cache_clips=8, shard_clips=4,\n"
-        "                  token_budget=64, warmup=2,\n"
-        "                  steps=int(sys.argv[3]))\n"
-        "train(cfg, sys.argv[2], sample_every=0, progress=False)\n"
-        "if torch.distributed.is_initialized():\n"
-        "    torch.distributed.destroy_process_group()\n")
-    out = tmp_path / "run"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-           str(_free_port()), str(script), str(vae_path), str(out), "3"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    two = weights(out)
-    assert len(list((out / "cache").glob("shard-*.json"))) == 2              # each rank built one shard
-    # resume the 2-process checkpoint in 1 process
-    done = subprocess.run([sys.executable, str(script), str(vae_path), str(out), "5"], env=env,
-                          capture_output=True, text=True, timeout=240, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads((out / "train_state.json").read_text())["step"] == 5
-    assert not torch.equal(two["model.final.linear.weight"], weights(out)["model.final.linear.weight"])
+# `straightline train` through the CLI, once per step target given, in one launch; after each, rank 0 keeps a
+# copy of the train state as STEPS.train_state.* (what the run held at that step)
+LAUNCHED = """
+import shutil, sys
+from pathlib import Path
+import torch
+from straightline.cli import main
+vae, out, *rest = sys.argv[1:]
+for steps in [a for a in rest if a.isdigit()]:
+    assert main(["train", "--out", out, "--preset", "tiny", "--vae", vae, "--resolutions", "32",
+                 "--image-resolutions", "32", "--aspects", "16:9,1:1", "--seconds", "0.5", "--fps", "8",
+                 "--cache-clips", "8", "--shard-clips", "4", "--token-budget", "64", "--warmup", "2",
+                 "--sample-every", "0", "--steps", steps, *[a for a in rest if not a.isdigit()]]) == 0
+    if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
+        for name in ("train_state.safetensors", "train_state.json"):
+            shutil.copy(Path(out) / name, Path(out) / f"{steps}.{name}")
+if torch.distributed.is_initialized():
+    torch.distributed.destroy_process_group()
+"""
+
+
+def launch(processes: int, vae_path, out, *args) -> list[dict]:
+    """`torchrun --nproc_per_node PROCESSES` of the script above on CPU (gloo), one thread per process. Returns
+    the last metrics each rank printed (the CLI prints them at the end of each run)."""
+    script = out.parent / "launched.py"
+    script.write_text(LAUNCHED)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port",
+           str(_free_port()), str(script), str(vae_path), str(out), *map(str, args)]
+    done = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+                          timeout=240, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    decode = json.JSONDecoder().raw_decode           # ranks print at once: lines may run into each other
+    return [decode(done.stdout, i.start())[0] for i in re.finditer(r'\{"step"', done.stdout)]
+
+
+def at_step(run, steps: int, into):
+    """A copy of `run` (its cache) holding the train state it had at `steps`."""
+    into.mkdir()
+    shutil.copytree(run / "cache", into / "cache")
+    for name in ("train_state.safetensors", "train_state.json"):
+        shutil.copy(run / f"{steps}.{name}", into / name)
+    return into
+
+
+def assert_close(a: dict, b: dict, atol: float = 1e-6) -> None:
+    assert a.keys() == b.keys()
+    for k, value in a.items():
+        assert torch.allclose(value, b[k], rtol=1e-5, atol=atol), (k, (value - b[k]).abs().max())
+
+
+@pytest.fixture(scope="module")
+def fsdp_run(vae_path, tmp_path_factory):
+    """2 processes under FSDP2 with activation checkpointing, to step 3, then resumed in the same launch to 5."""
+    out = tmp_path_factory.mktemp("fsdp") / "run"
+    launch(2, vae_path, out, 3, 5, "--parallel", "fsdp", "--checkpoint-activations")
+    return out
+
+
+def test_fsdp_on_two_processes_writes_whole_checkpoints_and_ddp_resumes_them_exactly(vae_path, fsdp_run,
+                                                                                      tmp_path):
+    """The FSDP run's checkpoint holds whole tensors (gathered from the shards), the same layout as one
+    process writes; resumed under DDP on 2 processes, steps 4-5 give what FSDP's own steps 4-5 gave, so
+    sharding changes nothing but memory."""
+    assert len(list((fsdp_run / "cache").glob("shard-*.json"))) == 2        # each rank built one shard
+    losses = [json.loads(line)["loss"] for line in (fsdp_run / "log.jsonl").read_text().splitlines()]
+    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
+    fsdp = weights(fsdp_run)
+    assert fsdp["model.blocks.0.attn.q.weight"].shape == (64, 64)            # whole, not a (32, 64) shard
+    assert fsdp["opt.blocks.0.attn.q.weight.exp_avg"].shape == (64, 64)
+    assert fsdp["opt.blocks.0.attn.q.weight.step"] == 5
+    single = tmp_path / "single"
+    train(tiny_config(vae_path, steps=1), single, sample_every=0, progress=False)
+    assert weights(single).keys() == fsdp.keys()
+    # the model folder holds the gathered EMA and loads for sampling
+    dit, _, _ = load_model(fsdp_run)
+    for name, value in dit.state_dict().items():
+        assert torch.equal(value, fsdp[f"ema.{name}"].half().float()), name
+    ddp = at_step(fsdp_run, 3, tmp_path / "ddp")
+    ranks = launch(2, vae_path, ddp, 5, "--parallel", "ddp")
+    assert [m["step"] for m in ranks] == [5, 5]
+    assert ranks[0]["bucket"] == ranks[1]["bucket"] and ranks[0]["loss"] != ranks[1]["loss"]  # one bucket, own clips
+    assert json.loads((ddp / "train_state.json").read_text())["step"] == 5
+    three = load_file(str(fsdp_run / "3.train_state.safetensors"))
+    assert not torch.equal(weights(ddp)["model.final.linear.weight"], three["model.final.linear.weight"])
+    assert_close(weights(ddp), fsdp)
+
+
+def test_fsdp_checkpoint_resumes_on_three_processes_and_on_one(vae_path, fsdp_run, tmp_path):
+    """The step-3 state of the 2-process run loaded on 3 processes (uneven shards: 64 rows do not split in
+    3) and gathered again is bit for bit the same; training goes on from there, then on 1 process."""
+    run = at_step(fsdp_run, 3, tmp_path / "three")
+    launch(3, vae_path, run, 3, 4, "--parallel", "fsdp")            # 3: load and save only; 4: one more step
+    before = load_file(str(fsdp_run / "3.train_state.safetensors"))
+    again = load_file(str(run / "3.train_state.safetensors"))
+    assert before.keys() == again.keys() and all(torch.equal(before[k], again[k]) for k in before)
+    four = weights(run)
+    assert json.loads((run / "train_state.json").read_text())["step"] == 4
+    assert four["opt.final.linear.weight.step"] == 4
+    assert not torch.equal(four["model.final.linear.weight"], before["model.final.linear.weight"])
+    # and on 1 process, in this one
+    train(tiny_config(vae_path, steps=4), run, sample_every=0, progress=False)        # load and save only
+    assert all(torch.equal(four[k], v) for k, v in weights(run).items())
+    train(tiny_config(vae_path, steps=6), run, sample_every=0, progress=False)
+    six = weights(run)
+    assert json.loads((run / "train_state.json").read_text())["step"] == 6
+    assert six["opt.final.linear.weight.step"] == 6
+    assert not torch.equal(six["model.final.linear.weight"], four["model.final.linear.weight"])
+    assert all(math.isfinite(json.loads(line)["loss"]) for line in (run / "log.jsonl").read_text().splitlines())
+
+
+def test_activation_checkpointing_trains_the_same_weights(vae_path, tmp_path):
+    plain, recomputed = tmp_path / "plain", tmp_path / "recomputed"
+    train(tiny_config(vae_path, steps=2), plain, sample_every=0, progress=False)
+    train(tiny_config(vae_path, steps=2), recomputed, sample_every=0, progress=False, checkpoint_activations=True)
+    assert_close(weights(plain), weights(recomputed), atol=0)
+
+
+def test_train_state_of_an_older_run_still_resumes(vae_path, tmp_path):
+    """Train states written before FSDP keyed optimizer moments by parameter index (opt.0.exp_avg)."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(tiny_config(vae_path, steps=3), straight, sample_every=0, progress=False)
+    train(tiny_config(vae_path, steps=2), resumed, sample_every=0, progress=False)
+    index = {name: i for i, (name, _) in enumerate(DiT(DIT_PRESETS["tiny"]).named_parameters())}  # the optimizer's order
+    old = {}
+    for k, v in weights(resumed).items():
+        if k.startswith("opt."):
+            name, moment = k[len("opt."):].rsplit(".", 1)
+            k = f"opt.{index[name]}.{moment}"
+        old[k] = v
+    save_file(old, str(resumed / "train_state.safetensors"))
+    train(tiny_config(vae_path, steps=3), resumed, sample_every=0, progress=False)
+    a, b = weights(straight), weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_fine_tune_from_a_model_folder_on_a_video_folder(vae_path, tmp_path):
@@ -180,3 +292,16 @@ def test_cli_trains_a_model_folder_that_generate_uses(vae_path, tmp_path, capsys
     assert (info["width"], info["height"], info["num_frames"]) == (32, 32, 5)   # the run's defaults: 32 px, 0.5 s at 8 fps
     assert main(["train", "--out", str(tmp_path / "bad"), "--cond-prob", "2"]) == 2
     assert "cond_prob" in capsys.readouterr().err
+
+
+def test_auto_shards_models_from_preset_s_up_under_torchrun():
+    from straightline.errors import InvalidRequest
+    from straightline.train import parallel_mode
+
+    with torch.device("meta"):
+        tiny, small, large = (DiT(DIT_PRESETS[p]) for p in ("tiny", "S", "L"))
+    assert [parallel_mode("auto", m, 2) for m in (tiny, small, large)] == ["ddp", "fsdp", "fsdp"]
+    assert parallel_mode("fsdp", tiny, 2) == "fsdp" and parallel_mode("ddp", large, 8) == "ddp"
+    assert parallel_mode("fsdp", large, 1) == "none"                       # one process: nothing to shard
+    with pytest.raises(InvalidRequest, match="parallel"):
+        parallel_mode("zero3", tiny, 2)

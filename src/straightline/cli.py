@@ -189,7 +189,8 @@ def cmd_train(args) -> None:
         values["seconds"] = tuple(float(s) for s in args.seconds.split(","))
     metrics = train(TrainConfig(**values), args.out, folder=args.folder, device=args.device,
                     time_limit=args.time_limit, compile=args.compile, sample_every=args.sample_every,
-                    cache_workers=args.cache_workers, cache_only=args.cache_only)
+                    cache_workers=args.cache_workers, cache_only=args.cache_only, parallel=args.parallel,
+                    checkpoint_activations=args.checkpoint_activations)
     print(json.dumps(metrics))
 
 
@@ -530,7 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "captions.jsonl or .txt sidecars) are encoded once by the frozen VAE into --out/cache; "
                        "training reads those latents. Resumes exactly when --out holds a train state. --out is a "
                        "model folder as soon as the first checkpoint is written (straightline generate --model "
-                       "OUT). Many processes: torchrun --nproc_per_node N -m straightline train ... (DDP).")
+                       "OUT). Many processes: torchrun --nproc_per_node N -m straightline train ... (DDP or FSDP, "
+                       "see --parallel); a run resumes on any number of processes.")
     t.add_argument("--out", required=True, help="run folder (becomes a model folder)")
     t.add_argument("--preset", choices=["tiny", "default", "S", "B", "L"], help="DiT size (default: default)")
     t.add_argument("--init", help="start from this model folder's DiT ('default': the shipped model) to fine-tune")
@@ -556,6 +558,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--cond-prob", type=float, help="share of clips with given frames (default 0.3)")
     t.add_argument("--seed", type=int)
     t.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
+    t.add_argument("--parallel", choices=["auto", "ddp", "fsdp"], default="auto",
+                   help="under torchrun: ddp replicates the model on every process; fsdp (FSDP2) shards parameters, "
+                   "gradients, optimizer moments and the EMA across them; auto (default) picks fsdp for models as "
+                   "wide as preset S or wider, ddp for smaller ones. One process: neither")
+    t.add_argument("--checkpoint-activations", action="store_true",
+                   help="recompute each block's activations in backward: less memory, about a third more compute")
     t.add_argument("--sample-every", type=int, default=1000, help="write preview videos every N steps (0: never)")
     t.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     t.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many seconds of training "

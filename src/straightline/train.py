@@ -7,11 +7,15 @@ Reading order:
   3. One step: draw a bucket batch from the cache, caption dropout for classifier-free guidance, a random
      frame-conditioning strategy (text-to-video, first/last frame given, start/end of a clip given), noise
      at logit-normal times shifted by the token count, and the rectified-flow velocity loss.
-  4. The loop: AdamW with warm-up, EMA, bf16 autocast on CUDA, optional torch.compile, DDP under torchrun
-     (the only place parallelism is wrapped), checkpoints with exact resume, logs and preview videos.
+  4. Parallelism (the only place it is applied): activation checkpointing of the blocks, torch.compile, and
+     under torchrun DDP (every rank holds the whole model) or FSDP2 (parameters, gradients, optimizer moments
+     and the EMA sharded across ranks).
+  5. The loop: AdamW with warm-up, EMA, bf16 on CUDA, checkpoints with exact resume, logs and preview videos.
 
 Every random draw of step k comes from a generator seeded by (seed, k, rank), so a resumed run repeats
-exactly what an uninterrupted one would have done, on any number of processes.
+exactly what an uninterrupted one would have done with the same number of processes. The train state is
+always written whole (gathered to rank 0, keyed by parameter name), so it resumes on any number of processes,
+under DDP or FSDP.
 """
 
 import copy
@@ -27,6 +31,19 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
+from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+    checkpoint_wrapper,
+)
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+from torch.distributed.tensor import DTensor
 from tqdm import tqdm
 
 from . import flow
@@ -266,32 +283,71 @@ def flow_loss(model, latents, text, t, noise, cond, weight):
 
 
 # --- checkpoints -----------------------------------------------------------------------------------------
+# One file, the same whatever the parallelism: model.NAME, ema.NAME and opt.NAME.MOMENT, full (unsharded)
+# tensors keyed by parameter name. Under FSDP gathering them is a collective: every rank calls
+# gather_train_state, rank 0 gets the tensors and writes them.
 
-def save_train_state(out: Path, step: int, cfg: TrainConfig, model, ema, opt) -> None:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
-    for i, state in opt.state_dict()["state"].items():
-        tensors.update({f"opt.{i}.{k}": torch.as_tensor(v) for k, v in state.items()})
+WHOLE = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def gather_train_state(model, ema, opt) -> dict[str, torch.Tensor]:
+    """The full train state on CPU, on rank 0 (an empty dict on the other ranks under FSDP)."""
+    tensors = {f"model.{k}": v for k, v in get_model_state_dict(model, options=WHOLE).items()}
+    tensors.update({f"ema.{k}": v for k, v in get_model_state_dict(ema, options=WHOLE).items()})
+    for name, state in get_optimizer_state_dict(model, opt, options=WHOLE).get("state", {}).items():
+        tensors.update({f"opt.{name}.{k}": torch.as_tensor(v) for k, v in state.items()})
+    return tensors
+
+
+def save_train_state(out: Path, step: int, cfg: TrainConfig, tensors: dict[str, torch.Tensor]) -> None:
     tmp = out / "train_state.tmp"
     save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
     tmp.replace(out / "train_state.safetensors")  # atomic: a run killed mid-save keeps the last good state
     (out / "train_state.json").write_text(json.dumps({"step": step, "config": asdict(cfg)}, indent=2))
 
 
-def load_train_state(out: Path, model, ema, opt) -> int:
-    tensors = load_file(str(out / "train_state.safetensors"))
+def load_train_state(out: Path, model, ema, opt, *, rank: int = 0, world: int = 1) -> int:
+    """Load a train state written with any number of processes into `model`, `ema` and `opt` as they are now
+    (plain, DDP's inner module, or FSDP-sharded). Every rank calls this; with several, rank 0 reads the file and
+    the tensors are broadcast, each rank keeping its shard."""
+    names = [n for n, _ in ema.named_parameters()]   # the EMA is never wrapped: its names are the plain ones
+    tensors = load_file(str(out / "train_state.safetensors")) if rank == 0 else {}
     pick = lambda prefix: {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-    model.load_state_dict(pick("model"))
-    ema.load_state_dict(pick("ema"))
-    sd = opt.state_dict()
+    moments = {}
     for key, v in pick("opt").items():
-        i, name = key.split(".", 1)
-        sd["state"].setdefault(int(i), {})[name] = v
-    opt.load_state_dict(sd)
+        name, moment = key.rsplit(".", 1)
+        if name.isdigit():                 # train states written before FSDP: moments keyed by parameter index
+            name = names[int(name)]
+        moments.setdefault(name, {})[moment] = v
+    hyper = {k: v for k, v in opt.param_groups[0].items() if k != "params"}
+    optim_state = {"state": moments, "param_groups": [{**hyper, "params": names}]} if rank == 0 else {}
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=world > 1)
+    set_model_state_dict(model, pick("model"), options=options)
+    set_model_state_dict(ema, pick("ema"), options=options)
+    set_optimizer_state_dict(model, opt, optim_state, options=options)
     return json.loads((out / "train_state.json").read_text())["step"]
 
 
-# --- 4. the loop -----------------------------------------------------------------------------------------
+def full_dit(ema, sharded: bool, tensors: dict | None = None) -> DiT | None:
+    """The EMA as a plain DiT with all its weights, on rank 0 (None elsewhere): under FSDP its shards are
+    gathered (a collective; `tensors` from gather_train_state saves gathering twice)."""
+    if not sharded:
+        return ema
+    weights = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")} if tensors is not None \
+        else get_model_state_dict(ema, options=WHOLE)
+    if not weights:
+        return None
+    with torch.device("meta"):                # no memory, no init: every weight comes from `weights`
+        dit = DiT(ema.cfg)
+    dit.load_state_dict(weights, assign=True)
+    device = next(ema.parameters()).device
+    return dit.to(device).eval().requires_grad_(False)
+
+
+# --- 4. parallelism --------------------------------------------------------------------------------------
+
+PARALLEL = ("auto", "ddp", "fsdp")
+
 
 def _distributed() -> tuple[int, int]:
     """(rank, world size); initialises the process group under torchrun."""
@@ -309,12 +365,58 @@ def _should_stop(mine: bool, world: int, device) -> bool:
     return bool(flag.item())
 
 
+def parallel_mode(requested: str, model: DiT, world: int) -> str:
+    """'none' in one process; 'auto' shards models as wide as preset S or wider (FSDP) and replicates the
+    smaller ones (DDP), whose all-gathers would cost more than the memory they save."""
+    if requested not in PARALLEL:
+        raise InvalidRequest("parallel", requested, "one of " + ", ".join(PARALLEL))
+    if world == 1:
+        return "none"
+    if requested == "auto":
+        return "fsdp" if model.cfg.dim >= PRESETS["S"].dim else "ddp"
+    return requested
+
+
+def parallelize(model: DiT, ema: DiT, mode: str, *, checkpoint_activations: bool, compile: bool, bf16: bool):
+    """Wrap `model` in place for training and return the network to call. `ema` is sharded like the model
+    under FSDP (each parameter split along dim 0 over the ranks, so the EMA update stays local)."""
+    if checkpoint_activations:
+        # keep only each block's input and recompute its insides in backward: memory per block falls from
+        # all attention/MLP activations to one (B, L, D) tensor, for about a third more compute
+        for i, block in enumerate(model.blocks):
+            model.blocks[i] = checkpoint_wrapper(block)
+    if mode == "fsdp":
+        mesh = init_device_mesh(next(model.parameters()).device.type, (dist.get_world_size(),))
+        # bf16: all-gather bf16 weights (half the traffic), reduce gradients in fp32; autocast still keeps norms
+        # and softmax in fp32, and inputs are not cast (diffusion time and RoPE angles need fp32)
+        mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if bf16 else None, reduce_dtype=torch.float32,
+                                  cast_forward_inputs=False)
+        for block in model.blocks:       # one all-gather per block, freed after use: peak is one block's weights
+            if compile:
+                block.compile(dynamic=False)
+            fully_shard(block, mesh=mesh, mp_policy=mp)
+        fully_shard(model, mesh=mesh, mp_policy=mp)
+        fully_shard(ema, mesh=mesh)
+        return model
+    net = torch.nn.parallel.DistributedDataParallel(model) if mode == "ddp" else model
+    return torch.compile(net, dynamic=False) if compile else net
+
+
+def _local(p: torch.Tensor) -> torch.Tensor:
+    return p.to_local() if isinstance(p, DTensor) else p
+
+
+# --- 5. the loop -----------------------------------------------------------------------------------------
+
 def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float | None = None,
           compile: bool = False, log_every: int = 50, sample_every: int = 1000, ckpt_every: int = 250,
-          cache_workers: int | None = None, cache_only: bool = False, progress: bool = True) -> dict:
+          cache_workers: int | None = None, cache_only: bool = False, progress: bool = True,
+          parallel: str = "auto", checkpoint_activations: bool = False) -> dict:
     """Train (or resume, when `out` holds a train state) until cfg.steps or `time_limit` seconds (counted from
     the first step, after the latent cache is built). `cache_workers`: ToyWorld render processes per training
-    process (default: the CPUs left over); `cache_only`: build the cache and stop.
+    process (default: the CPUs left over); `cache_only`: build the cache and stop. Under torchrun, `parallel`
+    is "ddp", "fsdp" or "auto" (parallel_mode); `checkpoint_activations` trades compute for memory. Neither
+    changes what is computed, so a run may resume with other choices and another number of processes.
 
     `out` becomes a model folder (model.json, dit/ with the EMA weights, vae/) usable by `generate`, plus
     train_state.*, log.jsonl, cache/ and samples/. Returns the last logged metrics."""
@@ -351,11 +453,16 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
         raise InvalidRequest("text_encoder", cfg.text_encoder,
                              f"an encoder of width {model.cfg.text_dim} for this DiT (it gives {text_encoder.dim})")
     ema = copy.deepcopy(model).eval().requires_grad_(False)
+    mode = parallel_mode(parallel, model, world)
+    net = parallelize(model, ema, mode, checkpoint_activations=checkpoint_activations, compile=compile,
+                      bf16=device.type == "cuda")
+    sharded = mode == "fsdp"
+    if rank == 0:
+        log.info("%d process(es), parallel: %s, activation checkpointing: %s", world, mode, checkpoint_activations)
+    # built on the parameters as wrapped: under FSDP, the moments are sharded like the parameters
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
-    step = load_train_state(out, model, ema, opt) if (out / "train_state.safetensors").is_file() else 0
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    if compile:
-        net = torch.compile(net, dynamic=False)
+    step = load_train_state(out, model, ema, opt, rank=rank, world=world) \
+        if (out / "train_state.safetensors").is_file() else 0
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     # generation defaults: the shape the model was trained on
     defaults = {"fps": cfg.fps, "resolution": cfg.resolutions[0], "aspect": cfg.aspects[0],
@@ -364,7 +471,7 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
         "fps": cfg.fps, "resolutions": list(cfg.resolutions), "aspects": list(cfg.aspects),
         "seconds": list(cfg.seconds), "image_resolutions": list(cfg.image_resolutions), "recipe": asdict(cfg)})
 
-    start, metrics, logged = time.perf_counter(), {}, []
+    start, metrics, logged, saved = time.perf_counter(), {}, [], None
     bar = tqdm(total=cfg.steps, initial=step, desc="dit", unit="step", disable=not progress or rank != 0)
     while step < cfg.steps:
         if _should_stop(time_limit is not None and time.perf_counter() - start > time_limit, world, device):
@@ -385,11 +492,11 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
                              weight.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)  # FSDP: all-reduces norms
         opt.step()
         with torch.no_grad():
             for e, p in zip(ema.parameters(), model.parameters()):
-                e.lerp_(p, 1 - cfg.ema)
+                _local(e).lerp_(_local(p), 1 - cfg.ema)            # FSDP: this rank's shards of both
         step += 1
         logged.append(loss.item())
         bar.update(1)
@@ -402,18 +509,29 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
             if rank == 0:
                 with open(out / "log.jsonl", "a") as f:
                     f.write(json.dumps(metrics) + "\n")
-        if rank == 0 and (step % ckpt_every == 0 or step == cfg.steps):
-            save_train_state(out, step, cfg, model, ema, opt)
-            save_model(out, ema, vae, info)
-        if rank == 0 and sample_every and step % sample_every == 0:
-            write_previews(out / "samples", step, ema, vae, text_encoder, info)
+        if step % ckpt_every == 0 or step == cfg.steps:
+            checkpoint(out, step, cfg, model, ema, opt, vae, info, rank=rank, sharded=sharded)
+            saved = step
+        if sample_every and step % sample_every == 0:
+            previews = full_dit(ema, sharded)                       # every rank: FSDP gathers the EMA
+            if rank == 0:
+                write_previews(out / "samples", step, previews, vae, text_encoder, info)
     bar.close()
-    if rank == 0:
-        save_train_state(out, step, cfg, model, ema, opt)
-        save_model(out, ema, vae, info)
+    if saved != step:
+        checkpoint(out, step, cfg, model, ema, opt, vae, info, rank=rank, sharded=sharded)
     if world > 1:
         dist.barrier()
     return metrics
+
+
+def checkpoint(out: Path, step: int, cfg: TrainConfig, model, ema, opt, vae, info, *, rank: int,
+               sharded: bool) -> None:
+    """The train state and the model folder (EMA weights), written by rank 0; every rank calls this."""
+    tensors = gather_train_state(model, ema, opt)
+    dit = full_dit(ema, sharded, tensors)
+    if rank == 0:
+        save_train_state(out, step, cfg, tensors)
+        save_model(out, dit, vae, info)
 
 
 def write_previews(folder: Path, step: int, ema, vae, text_encoder, info) -> None:
