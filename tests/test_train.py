@@ -60,9 +60,9 @@ def test_cache_is_built_once_and_resumes_a_missing_shard(vae_path, tmp_path):
     cache = LatentCache(tmp_path)
     assert len(cache) == 8
     for bucket, items in cache.by_bucket.items():
-        latents = items[0][0]
+        latents = cache.latents(items[0])
         assert latents.shape == (16, 1 + (bucket.frames - 1) // 4, bucket.height // 8, bucket.width // 8)
-        assert set(items[0][1]) == {"short", "medium", "long"}
+        assert set(items[0][2]) == {"short", "medium", "long"}
 
 
 def test_cache_rendered_by_worker_processes_equals_one_process(vae_path, tmp_path):
@@ -268,7 +268,7 @@ def test_fine_tune_from_a_model_folder_on_a_video_folder(vae_path, tmp_path):
           folder=tmp_path / "videos", sample_every=0, progress=False)
     cache = LatentCache(tuned / "cache")
     assert len(cache) == 2
-    captions = [c for items in cache.by_bucket.values() for _, c in items]
+    captions = [c for items in cache.by_bucket.values() for *_, c in items]
     assert all(c["medium"] for c in captions)
     # seed 1 would initialise differently from the base run's seed 0: matching the base weights shows --init
     start = load_file(str(base / "dit" / "dit.safetensors"))             # the base model's (EMA) weights

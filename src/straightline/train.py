@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
     checkpoint_wrapper,
@@ -213,14 +214,16 @@ def build_cache(cfg: TrainConfig, cache: Path, vae: VideoVAE, *, folder=None, ra
 
 
 class LatentCache:
-    """All cached latents in memory, grouped by bucket. `batch(rng, budget)` draws one bucket's batch."""
+    """The clips of a latent cache, grouped by bucket, as (shard file, tensor name, captions). A batch reads
+    only the latents it draws, memory-mapped from the shards: a process holds its batch, not the cache, and
+    the processes of one machine share one copy of it in the page cache."""
 
     def __init__(self, cache: Path):
-        self.by_bucket: dict[Bucket, list[tuple[torch.Tensor, dict]]] = {}
+        self.by_bucket: dict[Bucket, list[tuple[str, str, dict]]] = {}
         for meta_path in sorted(cache.glob("shard-*.json")):
-            tensors = load_file(str(meta_path.with_suffix(".safetensors")))
+            shard = str(meta_path.with_suffix(".safetensors"))
             for i, item in enumerate(json.loads(meta_path.read_text())):
-                self.by_bucket.setdefault(Bucket(*item["bucket"]), []).append((tensors[f"latents.{i}"],
+                self.by_bucket.setdefault(Bucket(*item["bucket"]), []).append((shard, f"latents.{i}",
                                                                                item["captions"]))
         if not self.by_bucket:
             raise InvalidRequest("cache", str(cache), "a latent cache with at least one clip")
@@ -229,13 +232,20 @@ class LatentCache:
     def __len__(self) -> int:
         return sum(len(v) for v in self.by_bucket.values())
 
+    @staticmethod
+    def latents(item: tuple[str, str, dict]) -> torch.Tensor:
+        """One clip's latents (C, T, H, W), fp16 as cached."""
+        shard, name, _ = item
+        with safe_open(shard, framework="pt") as f:
+            return f.get_tensor(name)
+
     def batch(self, step_rng: random.Random, rank_rng: random.Random, token_budget: int):
         """The bucket comes from `step_rng` (the same on every rank), the clips from `rank_rng`. Buckets are
         drawn in proportion to their clips, so every cached clip is seen about equally often."""
         bucket = step_rng.choices(self.buckets, [len(self.by_bucket[b]) for b in self.buckets])[0]
         items = self.by_bucket[bucket]
         picked = [items[rank_rng.randrange(len(items))] for _ in range(batch_size_for(bucket, token_budget))]
-        return bucket, torch.stack([p[0] for p in picked]).float(), [p[1] for p in picked]
+        return bucket, torch.stack([self.latents(p) for p in picked]).float(), [p[2] for p in picked]
 
 
 # --- 3. one step -----------------------------------------------------------------------------------------
@@ -325,7 +335,7 @@ def load_train_state(out: Path, model, ema, opt, *, rank: int = 0, world: int = 
     set_model_state_dict(model, pick("model"), options=options)
     set_model_state_dict(ema, pick("ema"), options=options)
     set_optimizer_state_dict(model, opt, optim_state, options=options)
-    return json.loads((out / "train_state.json").read_text())["step"]
+    return _from_rank0(json.loads((out / "train_state.json").read_text())["step"] if rank == 0 else None, world)
 
 
 def full_dit(ema, sharded: bool, tensors: dict | None = None) -> DiT | None:
@@ -363,6 +373,15 @@ def _should_stop(mine: bool, world: int, device) -> bool:
     flag = torch.tensor([float(mine)], device=device)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     return bool(flag.item())
+
+
+def _from_rank0(value, world: int):
+    """Rank 0's value on every rank: what is on rank 0's disk decides for all (other nodes may not see it)."""
+    if world == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def parallel_mode(requested: str, model: DiT, world: int) -> str:
@@ -461,8 +480,8 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
         log.info("%d process(es), parallel: %s, activation checkpointing: %s", world, mode, checkpoint_activations)
     # built on the parameters as wrapped: under FSDP, the moments are sharded like the parameters
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
-    step = load_train_state(out, model, ema, opt, rank=rank, world=world) \
-        if (out / "train_state.safetensors").is_file() else 0
+    resume = _from_rank0((out / "train_state.safetensors").is_file(), world)
+    step = load_train_state(out, model, ema, opt, rank=rank, world=world) if resume else 0
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     # generation defaults: the shape the model was trained on
     defaults = {"fps": cfg.fps, "resolution": cfg.resolutions[0], "aspect": cfg.aspects[0],
