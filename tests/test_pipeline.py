@@ -82,6 +82,19 @@ def test_defaults_come_from_the_model_and_frames_map_to_1_plus_4k():
     assert (r.frames, r.latent_tokens, r.steps, r.cfg) == (49, 13 * 16 * 28, 20, 4.5)
 
 
+def test_a_preset_sets_defaults_under_the_fields_given():
+    assert validate_request("a ball", preset="fast").steps == 8
+    assert validate_request("a ball", preset="fast", steps=3).steps == 3                  # the field wins
+    own = ModelInfo(defaults={"steps": 30}, presets={"fast": {"steps": 4, "cfg": 3.0}, "draft": {"steps": 2}})
+    assert validate_request("a ball", info=own).steps == 30
+    assert (validate_request("a ball", info=own, preset="fast").steps, validate_request(
+        "a ball", info=own, preset="fast").cfg) == (4, 3.0)                            # the model's own preset
+    assert validate_request("a ball", info=own, preset="draft").steps == 2
+    with pytest.raises(InvalidRequest) as err:
+        validate_request("a ball", info=own, preset="turbo")
+    assert err.value.field == "preset" and "draft, fast" in str(err.value)
+
+
 def test_a_missing_seed_is_drawn_and_recorded():
     seeds = {validate_request("a ball").seed for _ in range(5)}
     assert len(seeds) > 1 and all(isinstance(s, int) for s in seeds)
@@ -205,6 +218,17 @@ def test_cli_writes_a_readable_mp4_and_says_what_it_made(model_dir, tmp_path, ca
     info = probe(out)
     assert (info["width"], info["height"], info["num_frames"]) == (64, 32, 5)
     assert read_video(out).frames.shape == (5, 32, 64, 3)
+
+
+def test_cli_preset_fast_samples_fewer_steps(model_dir, tmp_path, monkeypatch):
+    steps = []
+    real = Pipeline.generate
+    monkeypatch.setattr(Pipeline, "generate", lambda self, requests, on_step=None:
+                        steps.extend(r.steps for r in requests) or real(self, requests, on_step))
+    args = ["generate", "a red ball", "--model", str(model_dir), "--size", "32x32", "--frames", "1", "--seed", "1",
+            "--device", "cpu", "--no-intent", "-o", str(tmp_path / "a.png")]
+    assert main(args + ["--preset", "fast"]) == 0 and main(args + ["--preset", "fast", "--steps", "2"]) == 0
+    assert steps == [8, 2]
 
 
 def test_cli_several_prompts_and_an_image(model_dir, tmp_path, capsys):

@@ -249,6 +249,14 @@ def test_json_create_with_extension_fields(sqlite_url, model_dir, pipe, tmp_path
         assert done["seconds"] == "1.333" and "openai-poll-after-ms" not in http.get(f"/v1/videos/{v['id']}").headers
 
 
+def test_a_preset_sets_steps_and_a_wrong_one_is_named(sqlite_url, model_dir, pipe, tmp_path):
+    with running(sqlite_url, model_dir, pipe, tmp_path, workers=0) as (url, _), httpx.Client(base_url=url) as http:
+        fast = http.post("/v1/videos", data={"prompt": "a red ball", "size": "64x32", "preset": "fast"}).json()
+        assert fast["steps"] == 8
+        r = http.post("/v1/videos", json={"prompt": "a red ball", "preset": "turbo"})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "preset" and "fast" in r.json()["error"]["message"]
+
+
 def test_quote_before_submitting_equals_the_job_estimate(sqlite_url, model_dir, pipe, tmp_path):
     with running(sqlite_url, model_dir, pipe, tmp_path, workers=0) as (url, _), httpx.Client(base_url=url) as http:
         body = {"prompt": "a red ball", "size": "64x32", "seconds": "1", "steps": "4"}

@@ -245,7 +245,7 @@ def _output_path(out: str | None, stem: str, image: bool = False) -> Path:
     return path
 
 
-SAMPLING_FIELDS = ("negative", "fps", "aspect", "resolution", "size", "steps", "cfg", "seed", "sampler")
+SAMPLING_FIELDS = ("negative", "fps", "aspect", "resolution", "size", "steps", "cfg", "seed", "sampler", "preset")
 
 
 def _run_and_write(args, requests, paths) -> None:
@@ -381,6 +381,8 @@ def _generation_args(p, seconds_help: str | None = "duration, 0 for an image (or
     p.add_argument("--seed", type=int, help="default: a random seed (printed)")
     p.add_argument("--negative", default="", help="what to steer away from (with --cfg other than 1)")
     p.add_argument("--sampler", choices=["euler", "heun"])
+    p.add_argument("--preset", help='named defaults: "fast" (8 steps instead of 20: 2.5x quicker, less faithful; '
+                   'docs/benchmarks.md); flags given still win')
     p.add_argument("--model", default="default", help="'default' (the shipped model) or a model folder "
                    "(model.json, dit/, vae/), e.g. a training run")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",

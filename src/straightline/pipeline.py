@@ -334,7 +334,7 @@ def _new_frames(seconds, frames, fps: float, default_seconds: float) -> int:
 def validate_request(prompt="", *, mode="generate", image=None, end_image=None, video=None, end_video=None,
                      direction=None, strength=None, negative="", seconds=None, frames=None, fps=None,
                      aspect=None, resolution=None, size=None, steps=None, cfg=None, seed=None, sampler=None,
-                     info: ModelInfo | None = None) -> Request:
+                     preset=None, info: ModelInfo | None = None) -> Request:
     """Check every field of a generation request once, for the CLI and the service alike; read its inputs.
 
     Fields left out (None) take the model's defaults (`info.default(...)`, else model.DEFAULTS). Numbers may
@@ -358,6 +358,7 @@ def validate_request(prompt="", *, mode="generate", image=None, end_image=None, 
         size ("WxH") or aspect ("16:9") with resolution (the short side), not both. Sides are multiples of 16.
         steps, cfg, sampler: sampling effort, guidance scale (1 = none), "euler" or "heun".
         seed: None draws one from the OS; it is recorded in the Request so the video can be made again.
+        preset: a named bundle of defaults ("fast"; model.PRESETS and the model's own), under the fields given.
     Returns:
         Request, with the sampler passes planned (Request.passes).
     Raises:
@@ -365,6 +366,8 @@ def validate_request(prompt="", *, mode="generate", image=None, end_image=None, 
         input file that is missing or cannot be decoded.
     """
     info = info or ModelInfo()     # ModelInfo() falls back to model.DEFAULTS for every field
+    if preset is not None:
+        info = info.with_preset(preset)
     default = info.default
     if mode not in MODES:
         raise InvalidRequest("mode", mode, " | ".join(MODES))

@@ -1,7 +1,7 @@
 """From the API's fields to a job: the mapping onto validate_request, the one check the CLI makes too.
 
 OpenAI's fields: prompt, model, seconds, size, input_reference. Ours, as extra fields: mode, fps, frames,
-aspect, resolution, seed, steps, cfg, sampler, negative_prompt, strength, direction, end_reference,
+aspect, resolution, seed, steps, cfg, sampler, preset, negative_prompt, strength, direction, end_reference,
 source_video_id, expand_prompt. Every field arrives as text from a form or typed from JSON; numbers are
 checked by validate_request, which takes numeric strings.
 
@@ -25,13 +25,13 @@ END_FIELD = {"generate": "end_image", "connect": "end_video"}
 # validate_request's names -> the API's, for error params
 API_NAME = {"negative": "negative_prompt", "image": "input_reference", "video": "input_reference",
             "end_image": "end_reference", "end_video": "end_reference"}
-PASSED = ("seconds", "size", "fps", "frames", "aspect", "resolution", "steps", "cfg", "sampler", "strength",
-          "direction")
+PASSED = ("seconds", "size", "fps", "frames", "aspect", "resolution", "steps", "cfg", "sampler", "preset",
+          "strength", "direction")
 TEXT_FIELDS = ("prompt", "model", "mode", "negative_prompt", "source_video_id", "size", "aspect", "sampler",
-               "direction")
+               "preset", "direction")
 CREATE_FIELDS = ("prompt", "model", "seconds", "size", "input_reference", "mode", "fps", "frames", "aspect",
-                 "resolution", "seed", "steps", "cfg", "sampler", "negative_prompt", "strength", "direction",
-                 "end_reference", "source_video_id", "expand_prompt")
+                 "resolution", "seed", "steps", "cfg", "sampler", "preset", "negative_prompt", "strength",
+                 "direction", "end_reference", "source_video_id", "expand_prompt")
 FILE_FIELDS = ("input_reference", "end_reference")
 
 
