@@ -1,13 +1,20 @@
 """Captions and prompt parsing are inverses: every caption level parses back to what it promises, and
 hand-written prompts give the scenes they ask for."""
 
+import re
+
 import pytest
 
 from straightline.errors import InvalidRequest
-from straightline.world import sample_scene, simulate
-from straightline.world.captions import caption_levels, captions, main_object
-from straightline.world import vocab
-from straightline.world.prompt import POSITIONS, parse_prompt, position_name, scene_from_parse, scene_from_prompt
+from straightline.world import sample_scene, simulate, vocab
+from straightline.world.captions import _when, caption_levels, captions, main_object
+from straightline.world.prompt import (
+    POSITIONS,
+    parse_prompt,
+    position_name,
+    scene_from_parse,
+    scene_from_prompt,
+)
 from straightline.world.scene import SCENARIOS
 
 ASPECTS = (16 / 9, 9 / 16, 1.0, 2.0)
@@ -90,6 +97,31 @@ def test_occlusion_caption_mentions_passing_behind():
     long = captions(scene)["long"]
     assert any(verb in long for verb in ("passes behind", "slips behind", "disappears behind")), long
     assert {"type": "behind", "objects": [1, 0]} in parse_prompt(long)["relations"]
+
+
+def test_event_times_read_naturally():
+    # round() rounds half to even, so an event at t = 0.25 s once read "after about 0 seconds"
+    times = (0.0, 0.2, 0.25, 0.6, 0.75, 1.2, 1.25, 2.0, 9.8)
+    assert [_when(t) for t in times] == [
+        "at the very start", "at the very start", "after about half a second", "after about half a second",
+        "after about 1 second", "after about 1 second", "after about 1.5 seconds", "after about 2 seconds",
+        "after about 10 seconds"]
+    long = captions(sample_scene(64, duration=0.5))["long"]
+    assert "After about half a second the medium-sized pink circle passes behind the green square" in long, long
+    # a repeat at the same rounded time as the first says "then", not "after about half a second ... again" twice
+    long = captions(sample_scene(266, duration=1.5))["long"]
+    assert "After about half a second the yellow ring passes behind the blue block and reappears." in long, long
+    assert "Then the yellow ring slips behind the blue block again and reappears." in long, long
+    assert parse_prompt(long)["unknown"] == []
+
+
+def test_long_captions_of_short_and_long_clips_read_cleanly():
+    odd = re.compile(r"\b0 seconds|\b1 seconds|\b0\.5 seconds?|  |\b(?:a|an|the) (?:a|an|the)\b|[.;,] ?[.;,]")
+    for seed in range(120):
+        scene = sample_scene(seed, aspect=ASPECTS[seed % 4], duration=(0.5, 1.0, 2.0, 10.0)[seed % 4])
+        for level, text in captions(scene).items():
+            assert not odd.search(text), (seed, level, text)
+            assert parse_prompt(text)["unknown"] == [], (seed, level, text)
 
 
 def test_a_scene_built_from_its_long_caption_has_the_same_attributes():

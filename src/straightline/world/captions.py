@@ -12,8 +12,8 @@ facts; tests/test_captions_prompt.py parses every level of hundreds of scenes ba
 level promises is lost.
 """
 
+import math
 import random
-
 
 from .physics import simulate
 from .prompt import position_name
@@ -152,9 +152,12 @@ def _ref_list(refs: list[str]) -> str:
 
 
 def _when(t: float) -> str:
-    if t < 0.25:
+    """The time of an event to the nearest half second: "at the very start", "after about half a second",
+    "after about 1 second", "after about 1.5 seconds", ... (prompt.py drops all of these as times)."""
+    # round half up: round() rounds half to even, and round(0.5) == 0 made t = 0.25 "after about 0 seconds"
+    half_seconds = math.floor(t * 2 + 0.5) / 2
+    if half_seconds == 0:
         return "at the very start"
-    half_seconds = round(t * 2) / 2
     if half_seconds == 0.5:
         return "after about half a second"
     return f"after about {half_seconds:g} second{'' if half_seconds == 1 else 's'}"
@@ -256,7 +259,10 @@ def _event_sentences(scene: Scene, events: list[dict], names: list[dict], rng) -
         if len(times) >= 2 or (times and e["t"] - times[-1] < 0.3):
             continue
         times.append(e["t"])
-        timed.append((e["t"], _event_text(scene, e, names, rng, again=len(times) > 1)))
+        when = _when(e["t"])
+        if len(times) > 1 and when == _when(times[0]):
+            when = "then"  # not "after about 1 second ... After about 1 second ... again"
+        timed.append((e["t"], _event_text(scene, e, names, rng, when, again=len(times) > 1)))
     for i, times in floor.items():
         ref = _ref(names[i], rng)
         if scene.objects[i].motion == "bounce":
@@ -267,8 +273,8 @@ def _event_sentences(scene: Scene, events: list[dict], names: list[dict], rng) -
     return [_cap(text) + "." for _, text in sorted(timed, key=lambda pair: pair[0])]
 
 
-def _event_text(scene: Scene, e: dict, names: list[dict], rng, again: bool) -> str:
-    when, again = _when(e["t"]), " again" if again else ""
+def _event_text(scene: Scene, e: dict, names: list[dict], rng, when: str, again: bool) -> str:
+    again = " again" if again else ""
     if e["type"] == "collision":
         a, b = e["objects"]
         verb = rng.choice(["collides with", "bumps into", "crashes into"])
