@@ -146,6 +146,61 @@ def test_event_times_are_not_durations():
     assert "seconds" not in expand(caption, similarity_threshold=OFF).params
 
 
+# (request, parameters, objects asked for): numbers that belong to a duration, aspect, fps, resolution or seed are
+# not object counts; a number before a shape is, in digits, words or Chinese
+NUMBER_CASES = [
+    ("a red ball bouncing for 10 seconds", {"seconds": 10.0}, 1),
+    ("make a 16:9 video of 2 balls at 24 fps", {"aspect": "16:9", "fps": 24}, 2),
+    ("a red ball at 512 resolution", {"resolution": 512}, 1),
+    ("a red ball, resolution 512", {"resolution": 512}, 1),
+    ("a red ball, 512 pixels", {"resolution": 512}, 1),
+    ("2 balls, 720p, 12 fps", {"resolution": 720, "fps": 12}, 2),
+    ("a ball, framerate 24", {"fps": 24}, 1),
+    ("a ball, 16 by 9", {"aspect": "16:9"}, 1),
+    ("a ball 1080x1920 pixels", {"size": "1080x1920"}, 1),
+    ("a red ball bouncing, 10 seconds long, 24fps, 16:9, seed 5",
+     {"seconds": 10.0, "fps": 24, "aspect": "16:9"}, 1),
+    ("3 red balls", {}, 3),
+    ("three red balls", {}, 3),
+    ("2 red and 1 blue ball", {}, 3),
+    ("a 10-second video of 2 balls", {"seconds": 10.0}, 2),
+    ("三个红球", {}, 3),
+    ("三個紅球", {}, 3),
+    ("3个红球", {}, 3),
+    ("做一个16:9的视频，两个球，24fps", {"aspect": "16:9", "fps": 24}, 2),
+    ("一个红球，分辨率512", {"resolution": 512}, 1),
+    ("红球 1080P 竖屏", {"aspect": "9:16", "resolution": 1080}, 1),
+    ("三个球，时长5秒，帧率24，分辨率720", {"seconds": 5.0, "fps": 24, "resolution": 720}, 3),
+    ("两个球在跳，种子42", {}, 2),
+    ("一个球，9比16", {"aspect": "9:16"}, 1),
+    ("红球10s", {"seconds": 10.0}, 1),
+]
+
+
+@pytest.mark.parametrize("request_text, params, count", NUMBER_CASES)
+def test_numbers_of_parameters_are_not_object_counts(request_text, params, count):
+    intent = expand(request_text, similarity_threshold=OFF)
+    assert (intent.params, len(intent.scene.objects)) == (params, count), intent.english
+
+
+def test_a_number_that_counts_nothing_is_reported_not_read_as_objects():
+    for text, number in (("a red ball at 512", "512"), ("a red ball bouncing for 10", "10"), ("一个红球 1080", "1080"),
+                         ("step 3: a red ball", "3"), ("a red ball, 1.5", "1.5")):
+        intent = expand(text, similarity_threshold=OFF)
+        assert [(o.color, o.shape) for o in intent.scene.objects] == [("red", "ball")], text
+        assert number in intent.not_understood and intent.params == {}, text
+    # numbers parse_prompt drops itself stay: event times and repeats
+    caption = "A red ball bounces to the left. After about 1.5 seconds the red ball bounces off a wall 3 times."
+    assert expand(caption, similarity_threshold=OFF).not_understood == []
+
+
+def test_a_seed_in_the_request_is_a_note_not_a_count():
+    for text in ("a red ball, seed 42", "seed=42 a red ball", "a red ball, random seed: 42", "一个红球，种子：42"):
+        intent = expand(text, similarity_threshold=OFF)
+        assert len(intent.scene.objects) == 1 and intent.not_understood == [], text
+        assert any("seed" in note and "42" in note for note in intent.notes), text
+
+
 def test_conflicting_parameters_keep_the_first_and_say_so():
     intent = expand("vertical, 16:9, a red ball", similarity_threshold=OFF)
     assert intent.params == {"aspect": "9:16"} and any("kept the first" in a for a in intent.assumed)
@@ -225,7 +280,7 @@ def test_bad_requests_are_named():
 def test_odd_requests_do_not_crash(odd):
     try:
         intent = expand(odd, similarity_threshold=OFF)
-    except InvalidRequest as err:        # "9999999999 fps": the number reads as a count of objects; a named error
+    except InvalidRequest as err:        # e.g. more objects than ToyWorld holds: a named error, never a crash
         assert err.field == "prompt"
         return
     assert intent.prompt and intent.scene.duration <= 60

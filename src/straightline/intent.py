@@ -37,10 +37,12 @@ from .model import DEFAULTS
 from .request import parse_aspect
 from .world import vocab
 from .world.captions import captions
-from .world.prompt import (  # _SHAPE_NOUNS and _WORDS are private, but they are the words parse_prompt knows
+from .world.prompt import (  # the private names are the words parse_prompt knows and how it splits them
+    _LEXICON,
     _SHAPE_NOUNS,
     _WORDS,
     POSITIONS,
+    _tokens,
     parse_prompt,
     scene_from_parse,
 )
@@ -177,6 +179,7 @@ _EN_NUMBER = (r"\d+(?:\.\d+)?|half an?|a couple of|(?:twenty|thirty|forty|fifty)
               r"seven|eight|nine)|" + "|".join(sorted(_EN_NUMBERS, key=len, reverse=True)))
 _ZH_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _ZH_NUMBER = r"\d+(?:\.\d+)?|[零一二两三四五六七八九十百半]+"
+_START = r"(?<![a-z0-9.])"   # a word start that also holds after a Chinese character ("做一个16:9的", "红球10s")
 
 
 def _en_number(word: str) -> float:
@@ -224,19 +227,29 @@ def _seconds(m: re.Match) -> float | None:
 _DURATION = [
     r"\b(half a|a|one)\s+(minute and a half)\b",
     r"\b(half a|a|one)\s+(minute)\b",
-    rf"\b({_EN_NUMBER})\s*-?\s*(minutes?|mins?)\b(?:\s+long)?",
-    (r"\b(\d+(?:\.\d+)?|(?:one|two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|twenty|thirty|forty|"
+    rf"{_START}({_EN_NUMBER})\s*-?\s*(minutes?|mins?)\b(?:\s+long)?",
+    (_START + r"(\d+(?:\.\d+)?|(?:one|two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|twenty|thirty|forty|"
      r"fifty|sixty|half a|a couple of)(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?)\s*-?\s*"
      r"(seconds?|secs?|s)\b(?:\s+long)?"),
     rf"({_ZH_NUMBER})\s*(分钟半|分半钟|分半|分钟)",
     rf"({_ZH_NUMBER})\s*(秒钟|秒)",
 ]
-_FPS = [r"\b(\d{1,3}(?:\.\d+)?)\s*(?:fps|frames?\s*(?:per|/|a)\s*(?:second|sec|s))\b",
-        rf"每秒\s*({_ZH_NUMBER})\s*帧", rf"({_ZH_NUMBER})\s*帧(?:每秒|/秒|/s)?"]
+_FPS = [_START + r"(\d{1,3}(?:\.\d+)?)\s*(?:fps|frames?\s*(?:per|/|a)\s*(?:second|sec|s))\b",
+        r"\b(?:fps|frame ?rate)\s*(?:of\s+|is\s+|[:=]\s*)?(\d{1,3}(?:\.\d+)?)\b(?!\s*(?:seconds?|secs?|s)\b)",
+        rf"每秒\s*({_ZH_NUMBER})\s*帧", rf"({_ZH_NUMBER})\s*帧(?:每秒|/秒|/s)?",
+        r"帧率\s*(?:是|为)?\s*[:=]?\s*(\d{1,3}(?:\.\d+)?)"]
+_RESOLUTION = [_START + r"(\d{3,4})\s*(?:p|px|pixels?|像素)(?![a-z])",
+               r"\b(?:resolution|res)\s*(?:of\s+|is\s+|[:=]\s*)?(\d{3,4})\b",
+               _START + r"(\d{3,4})\s*(?:resolution|res)\b",
+               r"分辨率\s*(?:是|为)?\s*[:=]?\s*(\d{3,4})"]
+# a seed is a request field (--seed, the API's seed), not part of the scene: "seed 42", "random seed: 7", "种子42"
+_SEED = [r"\b(?:random\s+)?seed\s*(?:number\s+|no\.?\s*|of\s+|is\s+|[:=#]\s*)?(\d+)\b",
+         r"(?:随机)?种子\s*(?:号|数|是|为)?\s*[:=#]?\s*(\d+)"]
 
 _ASPECT_PATTERNS = [  # (pattern, aspect); "{0}:{1}" takes the ratio written
-    (r"\b(\d{1,2}(?:\.\d+)?)\s*[:/]\s*(\d{1,2}(?:\.\d+)?)\b", "{0}:{1}"),
-    (r"\b(\d{1,2})\s*[x×]\s*(\d{1,2})\b", "{0}:{1}"),
+    (_START + r"(\d{1,2}(?:\.\d+)?)\s*[:/]\s*(\d{1,2}(?:\.\d+)?)(?!\.?\d)", "{0}:{1}"),
+    (_START + r"(\d{1,2})\s*(?:[x×]|by)\s*(\d{1,2})(?![\d.])", "{0}:{1}"),
+    (r"(?<![\d.])(\d{1,2})\s*比\s*(\d{1,2})(?![\d.])", "{0}:{1}"),
     ((r"\b(?:vertical|portrait|upright|(?:smart)?phone|mobile|tik ?tok|douyin|reels?|(?:youtube )?shorts|stories|"
       r"story|instagram (?:stories|story|reels?))(?:\s+(?:format|mode|video|clip|orientation|aspect(?: ratio)?|screen|size|version|ratio))?\b"), "9:16"),
     (r"竖屏|竖版|竖向|竖幅|竖着|竖的|竖排|竖(?!直)|手机(?:屏幕|屏|尺寸|比例|版)?|抖音", "9:16"),
@@ -372,14 +385,20 @@ def _extract(work: _Work, params: dict, assumed: list[str], notes: list[str]) ->
         if value in ASPECTS and work.free(*m.span()):
             _set(params, assumed, "aspect", value, m.group().strip())
             work.take(*m.span(), f"aspect {value}")
-    for m in _find(work, r"\b(\d{2,4})\s*[x×*]\s*(\d{2,4})\b"):
+    for m in _find(work, _START + r"(\d{2,4})\s*[x×*]\s*(\d{2,4})(?:\s*(?:px|pixels|像素))?(?![a-z\d])"):
         width, height = int(m.group(1)), int(m.group(2))
         if min(width, height) >= 32:
             _set(params, assumed, "size", f"{width}x{height}", m.group())
             work.take(*m.span(), f"size {width}x{height} pixels")
-    for m in _find(work, r"\b(\d{3,4})\s*p\b"):
-        _set(params, assumed, "resolution", int(m.group(1)), m.group())
-        work.take(*m.span(), f"resolution {m.group(1)} (short side in pixels)")
+    for pattern in _RESOLUTION:
+        for m in _find(work, pattern):
+            _set(params, assumed, "resolution", int(m.group(1)), m.group())
+            work.take(*m.span(), f"resolution {m.group(1)} (short side in pixels)")
+    for pattern in _SEED:
+        for m in _find(work, pattern):
+            work.take(*m.span(), f"seed {m.group(1)}")
+            notes.append(f"'{work.request[m.start():m.end()].strip()}': the seed is a request field (--seed, or "
+                         "the API's seed), not part of the scene")
     for pattern in _DURATION:
         for m in _find(work, pattern):
             seconds = _seconds(m)
@@ -524,6 +543,45 @@ def _read_chinese(work: _Work) -> tuple[str, list[dict], list[str]]:
         end = next((e for e in range(r + 1, len(tokens)) if re.search(r"[,.;!?]", tokens[e][1])), len(tokens))
         tokens[place:end] = tokens[r + 1:end] + [tokens[r]] + tokens[place + 1:r]
     return re.sub(r"\s+", " ", "".join(t for _, t in tokens)).strip(), understood, unknown
+
+
+# --- 3. scene: numbers that count nothing ----------------------------------------------------------------------
+
+# what may stand between a count and its noun: "3 small red bouncing balls", "2 red and 1 blue ball"
+_BEFORE_NOUN = {"color", "size", "speed", "motion", "weak_motion", "direction", "rise", "collide", "count"}
+_STRAY_NUMBER = r"(?<![\d.])\d+(?:\.\d+)?|\b(?:two|three|four|five|six|seven|eight|nine|ten)\b"  # "a red one" counts
+
+
+def _counts_objects(text: str) -> bool:
+    """Whether the number at the start of `text` counts objects: parse_prompt's tokens after it reach a shape noun
+    past adjectives only. A number its first stage rewrites away ("3 times", "after about 1.5 seconds") is left to
+    it, as a count."""
+    number = re.match(_STRAY_NUMBER, text).group()
+    if re.match(re.escape(number) + r"\s*[:/%#]", text):       # "step 3: a red ball", "100%"
+        return False
+    number, tokens = number.split(".")[0], _tokens(text)
+    if not tokens or tokens[0] != number:
+        return True
+    for word in tokens[1:]:
+        kind = word.split("=")[0] if "=" in word else "count" if word.isdigit() else _LEXICON.get(word, ("",))[0]
+        if kind == "noun":
+            return True
+        if kind not in _BEFORE_NOUN and word not in ("and", "or", "other", "more"):
+            return False
+    return False
+
+
+def _stray_numbers(english: str) -> tuple[str, list[str]]:
+    """`english` without the numbers that count no objects, and those numbers. parse_prompt reads every number as a
+    count and a count that meets no noun as that many shapes, so "a red ball at 512" (a resolution it was not said
+    to be) or "bouncing for 10" would ask for hundreds of objects."""
+    stray = []
+    english = re.sub(r"(?<=[a-z])(?=\d)", " ", english)   # "x2", "1e9 seconds": judged as parse_prompt splits them
+    for m in reversed(list(re.finditer(_STRAY_NUMBER, english))):
+        if not _counts_objects(english[m.start():]):
+            stray.insert(0, m.group())
+            english = english[:m.start()] + " " + english[m.end():]
+    return english, stray
 
 
 # --- 3. scene: words by similarity ------------------------------------------------------------------------------
@@ -746,6 +804,8 @@ def _embedded(request: str, *, encoder, similarity_threshold: float, **finish) -
             notes.append("traditional characters read as their simplified forms")
     else:
         english, zh_unknown = re.sub(r"\s+", " ", work.english()).strip(), []
+    english, stray = _stray_numbers(english)
+    english = re.sub(r"\s+", " ", english)
     english = re.sub(r"\s*([,.;!?:])(?:\s*[,;:])*", r"\1", english).strip(" ,;:")   # "a ball , , " -> "a ball"
     parsed = dict(_EMPTY_PARSE)
     if re.search(r"[a-z]|[\u3400-\u9fff]", english):
@@ -754,7 +814,7 @@ def _embedded(request: str, *, encoder, similarity_threshold: float, **finish) -
         if mapped != english:
             english, parsed = mapped, parse_prompt(mapped)
     zh_runs = {_normalise(run): run for run in zh_unknown}
-    not_understood = [zh_runs.get(w, w) for w in parsed["unknown"] if w not in _CHATTER and not w.isdigit()]
+    not_understood = stray + [zh_runs.get(w, w) for w in parsed["unknown"] if w not in _CHATTER and not w.isdigit()]
     return _finish(request, language, parsed, params, avoid_items, work.understood, assumed, not_understood, notes,
                    english, "embedded", **finish)
 
