@@ -422,7 +422,7 @@ def test_prompts_are_expanded_as_the_cli_does_unless_turned_off(sqlite_url, mode
         plain = http.post("/v1/videos", data={"prompt": "a red ball bouncing", "expand_prompt": "false"}).json()
         assert plain["expanded_prompt"] is None
         # a prompt intent cannot read is generated as written by default, and refused when expansion was asked for
-        odd = {"prompt": "a red ball, take 4"}     # intent reads "take 4" as four more objects: too many
+        odd = {"prompt": "five red balls"}         # more objects than ToyWorld holds
         assert http.post("/v1/videos", data=odd).json()["expanded_prompt"] is None
         r = http.post("/v1/videos", data={**odd, "expand_prompt": "true"})
         assert r.status_code == 400 and r.json()["error"]["param"] == "prompt"
