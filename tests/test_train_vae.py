@@ -40,3 +40,17 @@ def test_texture_clips_move_and_edge_loss_sees_blur():
     x = clip.permute(3, 0, 1, 2)[None].float() / 127.5 - 1
     blurred = torch.nn.functional.avg_pool3d(x, (1, 3, 3), 1, (0, 1, 1))
     assert edge_l1(blurred, x) > 0.01 and edge_l1(x, x) == 0
+
+
+def test_decoder_only_fine_tuning_keeps_the_encoder_and_its_latents(tmp_path):
+    train(TINY, tmp_path / "base", progress=False)                 # reaches its steps: latent stats recorded
+    base = VideoVAE.load(tmp_path / "base")
+    tuned_cfg = VAETrainConfig(**{**TINY.__dict__, "init": str(tmp_path / "base"), "decoder_only": True,
+                                  "steps": 3, "seed": 1})
+    train(tuned_cfg, tmp_path / "tuned", progress=False)
+    tuned = VideoVAE.load(tmp_path / "tuned")
+    before, after = base.state_dict(), tuned.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("decoder."))  # stats too
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    video = torch.rand(1, 3, 5, 32, 32) * 2 - 1
+    assert torch.equal(base.encode(video), tuned.encode(video))     # a DiT's latents are unchanged

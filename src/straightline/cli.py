@@ -158,7 +158,8 @@ def cmd_vae_decode(args) -> None:
 
 def cmd_vae_train(args) -> None:
     from .train_vae import VAETrainConfig, train
-    fields = ("preset", "steps", "lr", "pixel_budget", "kl_weight", "edge_weight", "gan_weight", "seed")
+    fields = ("preset", "steps", "lr", "pixel_budget", "kl_weight", "edge_weight", "gan_weight", "seed", "init",
+              "decoder_only")
     cfg = VAETrainConfig(**{f: getattr(args, f) for f in fields if getattr(args, f) is not None})
     metrics = train(cfg, args.out, folder=args.folder, device=args.device, time_limit=args.time_limit)
     print(json.dumps(metrics))
@@ -658,6 +659,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--edge-weight", type=float, help="weight of the L1 on spatial gradients")
     tr.add_argument("--gan-weight", type=float, help="> 0 adds a patch discriminator")
     tr.add_argument("--folder", help="also train on the videos in this folder")
+    tr.add_argument("--init", help="start from this VAE folder ('default': the shipped VAE)")
+    tr.add_argument("--decoder-only", action="store_true", help="train the decoder alone: latents (and a diffusion "
+                    "model trained on them) stay valid")
     tr.add_argument("--seed", type=int)
     tr.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     tr.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many seconds")

@@ -49,6 +49,9 @@ class VAETrainConfig:
     folder_ratio: float = 0.25               # share of clips from --folder, when given
     ema: float = 0.999
     seed: int = 0
+    init: str | None = None                  # start from this VAE folder ("default": the shipped VAE)
+    decoder_only: bool = False               # freeze the encoder and its latent statistics: latents stay the
+                                             # same, so a diffusion model trained on them stays valid
 
 
 # --- data ------------------------------------------------------------------------------------------------
@@ -207,9 +210,12 @@ def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: fl
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     device = torch.device(device)
-    vae = VideoVAE(PRESETS[cfg.preset]).to(device).train()
+    vae = (VideoVAE.load(cfg.init, device=device) if cfg.init else VideoVAE(PRESETS[cfg.preset]).to(device)).train()
+    if cfg.decoder_only:
+        vae.encoder.requires_grad_(False)
     ema = copy.deepcopy(vae).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    opt = torch.optim.AdamW([p for p in vae.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.99),
+                            weight_decay=0.0)
     disc = PatchDiscriminator().to(device) if cfg.gan_weight > 0 else None
     disc_opt = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9)) if disc else None
     step = load_state(out, vae, ema, opt, disc, disc_opt) if (out / "train_state.safetensors").exists() else 0
@@ -222,8 +228,8 @@ def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: fl
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="vae", unit="step")
     while step < cfg.steps and (time_limit is None or time.time() - start < time_limit):
         video = to_model_input(make_batch(cfg, buckets, step, folder)).to(device)
-        with autocast:
-            recon, mean, logvar = vae(video)
+        with autocast:   # a decoder trained alone decodes the posterior mean, which is what diffusion makes
+            recon, mean, logvar = vae(video, sample=not cfg.decoder_only)
         recon = recon.float()
         l1, edge, kl = (recon - video).abs().mean(), edge_l1(recon, video), kl_divergence(mean.float(), logvar.float())
         loss = l1 + cfg.edge_weight * edge + cfg.kl_weight * kl
@@ -261,7 +267,7 @@ def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: fl
             write_video(out / f"preview_{step:07d}.mp4", frames, cfg.fps)
         if step % ckpt_every == 0:
             save_state(out, step, cfg, vae, ema, opt, disc, disc_opt)
-    if step >= cfg.steps:
+    if step >= cfg.steps and not cfg.decoder_only:
         record_latent_stats(ema, cfg)
     save_state(out, step, cfg, vae, ema, opt, disc, disc_opt)
     bar.close()
