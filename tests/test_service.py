@@ -4,16 +4,14 @@ those cases are skipped without it). A tiny untrained model and the real text en
 
 import base64
 import io
-import os
 import time
-import uuid
 from contextlib import contextmanager
 
 import httpx
 import httpx2  # the openai SDK's HTTP client
 import openai
 import pytest
-from conftest import tiny_model_folder
+from conftest import SERVICE_DEFAULTS, tiny_model_folder
 from PIL import Image
 
 from straightline.model import ModelInfo
@@ -23,7 +21,6 @@ from straightline.service.server import ThreadServer, build, shutdown
 from straightline.video_io import read_video
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
-POSTGRES = os.environ.get("STRAIGHTLINE_TEST_POSTGRES")
 SLOW = {"size": "256x128", "frames": 17, "steps": 150}   # many heartbeats long, even on a fast machine
 
 
@@ -32,45 +29,12 @@ def model_dir(tmp_path_factory):
     """A tiny model whose defaults make a 64x32, 5-frame clip in 2 steps (nudged off its zero init, as in
     test_pipeline, so the text and the seed change the video)."""
     return tiny_model_folder(tmp_path_factory.mktemp("model"),
-                             {"max_tokens": 1024, "resolution": 32, "fps": 8, "seconds": 0.5, "steps": 2})
+                             SERVICE_DEFAULTS)
 
 
 @pytest.fixture(scope="module")
 def pipe(model_dir):
     return Pipeline(model_dir)
-
-
-@contextmanager
-def postgres_database():
-    """A fresh database on the test server, dropped afterwards."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-    name = "sl_" + uuid.uuid4().hex[:12]
-    admin = make_url(POSTGRES)
-    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute(f"CREATE DATABASE {name}")
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as c:
-            c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/jobs.db"
-        return
-    if not POSTGRES:
-        pytest.skip("STRAIGHTLINE_TEST_POSTGRES is not set (.ci/run starts a PostgreSQL server and sets it)")
-    with postgres_database() as url:
-        yield url
-
-
-@pytest.fixture
-def sqlite_url(tmp_path):
-    return f"sqlite:///{tmp_path}/jobs.db"
 
 
 @contextmanager
@@ -193,7 +157,7 @@ def test_sdk_errors_name_the_field_as_the_cli_does(db_url, model_dir, pipe, tmp_
             assert err.value.param == param and err.value.type == "invalid_request_error", fields
         with pytest.raises(openai.BadRequestError) as err:
             client.videos.create(prompt="a red ball", size="720x1280")
-        info = ModelInfo(defaults={"max_tokens": 1024, "resolution": 32, "fps": 8, "seconds": 0.5, "steps": 2})
+        info = ModelInfo(defaults=SERVICE_DEFAULTS)
         with pytest.raises(ValueError) as cli:
             validate_request("a red ball", size="720x1280", info=info)
         assert err.value.body["message"] == str(cli.value)     # the CLI prints the same sentence

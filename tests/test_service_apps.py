@@ -4,7 +4,6 @@ edited, broken and removed while the server runs, access rules and daily budgets
 
 import base64
 import io
-import os
 import shutil
 import time
 from contextlib import contextmanager
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import tiny_model_folder
+from conftest import CHROMIUM, CHROMIUM_FLAGS, SERVICE_DEFAULTS, tiny_model_folder
 from PIL import Image
 
 from straightline.cli import main
@@ -21,34 +20,17 @@ from straightline.service import JobStore, Settings
 from straightline.service.server import ThreadServer, build, shutdown
 
 EXAMPLES = Path(__file__).parent.parent / "apps"
-POSTGRES = os.environ.get("STRAIGHTLINE_TEST_POSTGRES")
-CHROMIUM = os.environ.get("STRAIGHTLINE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--autoplay-policy=no-user-gesture-required"]
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return tiny_model_folder(tmp_path_factory.mktemp("model"),
-                             {"max_tokens": 1024, "resolution": 32, "fps": 8, "seconds": 0.5, "steps": 2})
+                             SERVICE_DEFAULTS)
 
 
 @pytest.fixture(scope="module")
 def pipe(model_dir):
     return Pipeline(model_dir)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/jobs.db"
-        return
-    if not POSTGRES:
-        pytest.skip("STRAIGHTLINE_TEST_POSTGRES is not set (.ci/run starts a PostgreSQL server and sets it)")
-    from test_service import postgres_database
-    with postgres_database() as url:
-        yield url
 
 
 @contextmanager
@@ -80,7 +62,7 @@ def test_an_example_app_in_the_browser_and_an_app_new_app_with_no_code(tmp_path,
     apps = tmp_path / "apps"
     shutil.copytree(EXAMPLES, apps)
     with serving(tmp_path, model_dir, pipe, apps) as (url, client, store), sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page()
         page.set_default_timeout(60_000)
 

@@ -2,28 +2,20 @@
 recorded through the API and the next video comes up), events moving the user's taste model, videos
 generated ahead of time as jobs on the queue, the state surviving a restart, and an app's own feed."""
 
-import os
-import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import tiny_model_folder
+from conftest import CHROMIUM, CHROMIUM_FLAGS, SERVICE_DEFAULTS, tiny_model_folder
 
 from straightline.feed import ATTRIBUTES
 from straightline.pipeline import Pipeline
 from straightline.service import Settings
 from straightline.service.server import ThreadServer, build, shutdown
 
-POSTGRES = os.environ.get("STRAIGHTLINE_TEST_POSTGRES")
-
 EXAMPLES = Path(__file__).parent.parent / "apps"
-CHROMIUM = os.environ.get("STRAIGHTLINE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--autoplay-policy=no-user-gesture-required"]
 # small videos, no budget limit: every decision may generate (the tiny model's videos cost next to nothing)
 FEED = {"request": {"aspect": "9:16", "seconds": 0.5, "steps": 2}, "daily_budget_s": None}
 
@@ -31,24 +23,12 @@ FEED = {"request": {"aspect": "9:16", "seconds": 0.5, "steps": 2}, "daily_budget
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return tiny_model_folder(tmp_path_factory.mktemp("model"),
-                             {"max_tokens": 1024, "resolution": 32, "fps": 8, "seconds": 0.5, "steps": 2})
+                             SERVICE_DEFAULTS)
 
 
 @pytest.fixture(scope="module")
 def pipe(model_dir):
     return Pipeline(model_dir)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/jobs.db"
-        return
-    if not POSTGRES:
-        pytest.skip("STRAIGHTLINE_TEST_POSTGRES is not set (.ci/run starts a PostgreSQL server and sets it)")
-    from test_service import postgres_database
-    with postgres_database() as url:
-        yield url
 
 
 @contextmanager
@@ -80,7 +60,7 @@ def test_the_feed_page_plays_likes_and_skips_in_the_browser(tmp_path, model_dir,
     if CHROMIUM is None:
         pytest.skip("no chromium on PATH (.ci/run installs Debian's)")
     with serving(tmp_path, model_dir, pipe) as (url, client, app), sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 360, "height": 640})
         page.set_default_timeout(60_000)
         page.goto(url + "/feed")

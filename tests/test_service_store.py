@@ -12,49 +12,13 @@ import uuid
 from contextlib import contextmanager
 
 import pytest
-from conftest import tiny_model_folder
+from conftest import SERVICE_DEFAULTS, tiny_model_folder
 
 from straightline.model import load_info
 from straightline.service.spec import validate
 from straightline.service.store import JobStore
 
-POSTGRES = os.environ.get("STRAIGHTLINE_TEST_POSTGRES")
 SLOW = {"size": "256x128", "frames": 17, "steps": 60}    # many heartbeats long, even on a fast machine
-
-
-@contextmanager
-def postgres_database():
-    import psycopg
-    from sqlalchemy.engine import make_url
-    name = "sl_" + uuid.uuid4().hex[:12]
-    admin = make_url(POSTGRES)
-    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute(f"CREATE DATABASE {name}")
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as c:
-            c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/jobs.db"
-        return
-    if not POSTGRES:
-        pytest.skip("STRAIGHTLINE_TEST_POSTGRES is not set (.ci/run starts a PostgreSQL server and sets it)")
-    with postgres_database() as url:
-        yield url
-
-
-@pytest.fixture
-def postgres_url():
-    if not POSTGRES:
-        pytest.skip("STRAIGHTLINE_TEST_POSTGRES is not set (.ci/run starts a PostgreSQL server and sets it)")
-    with postgres_database() as url:
-        yield url
 
 
 def add(store: JobStore, shape: str = "a", **fields) -> dict:
@@ -167,7 +131,7 @@ def test_the_queue_survives_a_restart(db_url):
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return tiny_model_folder(tmp_path_factory.mktemp("model"),
-                             {"max_tokens": 1024, "resolution": 32, "fps": 8, "seconds": 0.5, "steps": 2})
+                             SERVICE_DEFAULTS)
 
 
 def submit(store: JobStore, model_dir, **body) -> str:

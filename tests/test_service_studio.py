@@ -2,30 +2,23 @@
 progress -> the video plays; cancel works; an invalid request shows the error naming the field. Skipped
 without Playwright or a Chromium (.ci/run installs both)."""
 
-import os
-import shutil
 from contextlib import contextmanager
 
 import pytest
-from conftest import tiny_model_folder
+from conftest import CHROMIUM, CHROMIUM_FLAGS, SERVICE_DEFAULTS, tiny_model_folder
 
 from straightline.pipeline import Pipeline
 from straightline.service import Settings
 from straightline.service.server import ThreadServer, build, shutdown
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (.ci/run installs it)")
-CHROMIUM = os.environ.get("STRAIGHTLINE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's)")
-# headless, as root in CI, and no calls out of a machine without a network
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--autoplay-policy=no-user-gesture-required"]
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return tiny_model_folder(tmp_path_factory.mktemp("model"),
-                             {"max_tokens": 1024, "resolution": 32, "fps": 8, "seconds": 0.5, "steps": 2})
+                             SERVICE_DEFAULTS)
 
 
 @contextmanager
@@ -35,7 +28,7 @@ def studio(model_dir, tmp_path):
     app = build(settings, pipeline=Pipeline(model_dir))
     try:
         with ThreadServer(app) as url, sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             page = browser.new_page()
             page.set_default_timeout(120_000)
             page.goto(url + "/")
