@@ -294,18 +294,11 @@ def _understood(args, prompt: str, fields: dict) -> tuple[str, dict]:
     intent = expand(prompt, seed=args.seed, default_negative="", default_aspect=info.default("aspect"),
                     default_seconds=info.default("seconds"))
     print(intent.summary())
-    words = intent.request_fields()
     flags = {k: v for k, v in fields.items() if v is not None}
     flags |= {f: getattr(args, f) for f in ("fps", "aspect", "resolution", "size") if getattr(args, f) is not None}
     if args.negative:
         flags["negative"] = args.negative
-    if "size" in flags:                       # an explicit size replaces the words' aspect and resolution
-        words = {k: v for k, v in words.items() if k not in ("aspect", "resolution")}
-    if {"aspect", "resolution"} & flags.keys():
-        words.pop("size", None)
-    if "frames" in flags:
-        words.pop("seconds", None)
-    merged = words | flags
+    merged = intent.request_fields(given=flags) | flags
     return merged.pop("prompt"), {**fields, **merged}
 
 

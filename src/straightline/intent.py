@@ -84,13 +84,19 @@ class Intent:
     level: str = "medium"             # caption level of `prompt`
     scene: object = field(default=None, repr=False)
 
-    def request_fields(self) -> dict:
-        """Keyword arguments for pipeline.validate_request: prompt, negative and the parameters it takes."""
+    def request_fields(self, given=()) -> dict:
+        """Keyword arguments for pipeline.validate_request: prompt, negative and the parameters it takes, less
+        those the caller set itself (`given`: field names; fields given win over words). An explicit size
+        replaces the words' aspect and resolution, an aspect or resolution the words' size, frames the words'
+        seconds."""
         fields = {"prompt": self.prompt, "negative": self.negative}
         fields |= {k: self.params[k] for k in ("seconds", "fps", "size") if k in self.params}
         if "size" not in self.params:
             fields |= {k: self.params[k] for k in ("aspect", "resolution") if k in self.params}
-        return fields
+        given = set(given)
+        overridden = given | ({"aspect", "resolution"} if "size" in given else set()) \
+            | ({"size"} if {"aspect", "resolution"} & given else set()) | ({"seconds"} if "frames" in given else set())
+        return {k: v for k, v in fields.items() if k not in overridden}
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("request", "prompt", "negative", "params", "language", "understood",

@@ -159,14 +159,9 @@ def expand(body: dict, info) -> tuple[dict, str]:
         raise invalid(err) from None
     except (TypeError, ValueError):      # a seed that is not a number: validate_request names it
         return body, None
-    words = intent.request_fields()
-    words["negative_prompt"] = words.pop("negative")
-    given = {k for k, v in body.items() if v not in (None, "") and k != "prompt"}
-    if "size" in given:                   # an explicit size replaces the words' aspect and resolution
-        words = {k: v for k, v in words.items() if k not in ("aspect", "resolution")}
-    if {"aspect", "resolution"} & given:
-        words.pop("size", None)
-    if "frames" in given or body.get("mode") == "image":
-        words.pop("seconds", None)
-    merged = {**body, **{k: v for k, v in words.items() if k not in given or k == "prompt"}}
+    given = {"negative" if k == "negative_prompt" else k for k, v in body.items() if v not in (None, "") and k != "prompt"}
+    words = intent.request_fields(given=given | ({"frames"} if body.get("mode") == "image" else set()))
+    if "negative" in words:
+        words["negative_prompt"] = words.pop("negative")
+    merged = {**body, **words}
     return merged, intent.prompt
