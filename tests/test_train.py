@@ -15,14 +15,18 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from straightline import flow
 from straightline.dit import PRESETS as DIT_PRESETS
 from straightline.dit import DiT
+from straightline.errors import InvalidRequest
 from straightline.model import load_model
+from straightline.text import TextEmbedding
 from straightline.train import (
     LatentCache,
     TrainConfig,
     build_cache,
     conditioning,
+    distill_loss,
     train,
 )
 from straightline.vae import PRESETS as VAE_PRESETS
@@ -75,6 +79,37 @@ def test_cache_rendered_by_worker_processes_equals_one_process(vae_path, tmp_pat
         assert one.keys() == two.keys() and all(torch.equal(one[n], two[n]) for n in one)
         assert (tmp_path / "one" / f"shard-{k:05d}.json").read_text() == \
             (tmp_path / "two" / f"shard-{k:05d}.json").read_text()
+
+
+def test_distill_loss_is_zero_for_the_teacher_itself_without_guidance_only():
+    torch.manual_seed(0)
+    teacher = DiT(DIT_PRESETS["tiny"]).eval()
+    with torch.no_grad():
+        for p in teacher.parameters():
+            p.add_(torch.randn_like(p) * 0.05)     # off the zero init, so text and guidance change the velocity
+    latents, noise = torch.randn(2, 16, 2, 4, 4), torch.randn(2, 16, 2, 4, 4)
+    text = TextEmbedding(torch.randn(2, 3, 384), torch.ones(2, 3, dtype=torch.bool), torch.randn(2, 384))
+    empty = TextEmbedding(torch.zeros(2, 1, 384), torch.ones(2, 1, dtype=torch.bool), torch.zeros(2, 384))
+    cond, _ = conditioning(latents, random.Random(0), 0.0)
+    teacher.requires_grad_(False)
+    weight, times, segment = torch.ones(2, 1, 2, 1, 1), flow.sampling_times(2), torch.tensor([0, 1])
+    loss = lambda scale, substeps: distill_loss(teacher, teacher, latents, text, empty, noise, cond, weight,
+                                                times, segment, scale, substeps).item()
+    assert loss(1.0, 1) < 1e-10          # one unguided substep: the teacher's own velocity at the student's x
+    assert loss(5.0, 1) > 1e-4 and loss(1.0, 3) > 1e-8   # guidance and substeps are what the student learns
+
+
+def test_distilling_writes_a_student_that_samples_in_its_steps_without_guidance(vae_path, tmp_path):
+    train(tiny_config(vae_path, steps=2), tmp_path / "teacher", sample_every=0, progress=False)
+    cfg = tiny_config(vae_path, steps=3, init=str(tmp_path / "teacher"), distill_steps=2, distill_substeps=2)
+    metrics = train(cfg, tmp_path / "student", sample_every=0, progress=False, log_every=1)
+    assert math.isfinite(metrics["loss"])
+    defaults = json.loads((tmp_path / "student" / "model.json").read_text())["defaults"]
+    assert (defaults["steps"], defaults["cfg"]) == (2, 1.0)
+    teacher, student = (load_file(str(tmp_path / d / "dit" / "dit.safetensors")) for d in ("teacher", "student"))
+    assert any(not torch.equal(teacher[k], student[k]) for k in teacher)
+    with pytest.raises(InvalidRequest):
+        tiny_config(vae_path, distill_steps=2).check()        # a student needs its teacher
 
 
 def test_conditioning_marks_given_frames_and_excludes_them_from_the_loss():

@@ -179,7 +179,7 @@ def cmd_vae_stats(args) -> None:
 def cmd_train(args) -> None:
     from .train import TrainConfig, train
     fields = ("preset", "vae", "text_encoder", "init", "fps", "cache_clips", "shard_clips", "token_budget", "steps", "lr",
-              "warmup", "ema", "text_dropout", "cond_prob", "seed")
+              "warmup", "ema", "text_dropout", "cond_prob", "seed", "distill_steps", "distill_cfg", "distill_substeps")
     values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     for name in ("resolutions", "image_resolutions"):
         if getattr(args, name) is not None:
@@ -552,6 +552,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ema", type=float, help="EMA decay (default 0.999)")
     t.add_argument("--text-dropout", type=float, help="share of empty captions, for guidance (default 0.1)")
     t.add_argument("--cond-prob", type=float, help="share of clips with given frames (default 0.3)")
+    t.add_argument("--distill-steps", type=int, help="distil --init (the teacher) into a student that samples in "
+                   "this many steps without guidance (its model.json says so)")
+    t.add_argument("--distill-cfg", type=float, help="the teacher's guidance scale the student absorbs (default 5)")
+    t.add_argument("--distill-substeps", type=int, help="teacher Euler steps per student step (default 5)")
     t.add_argument("--seed", type=int)
     t.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
     t.add_argument("--parallel", choices=["auto", "ddp", "fsdp"], default="auto",

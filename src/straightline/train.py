@@ -58,7 +58,7 @@ from .data import (
 from .dit import PRESETS, DiT
 from .errors import InvalidRequest, MediaError
 from .model import ModelInfo, save_model
-from .text import load_text_encoder
+from .text import TextEmbedding, load_text_encoder
 from .vae import VideoVAE
 from .world import render, sample_scene
 from .world.captions import captions as scene_captions
@@ -98,6 +98,10 @@ class TrainConfig:
     caption_levels: dict = field(default_factory=lambda: {"short": 0.3, "medium": 0.4, "long": 0.3})
     cond_prob: float = 0.3                   # share of steps that condition on given latent frames
     seed: int = 0
+    distill_steps: int = 0                   # > 0: distil `init` (the teacher) into a student that samples in
+                                             # this many Euler steps without guidance (distill_loss)
+    distill_cfg: float = 5.0                 # the teacher's guidance scale, which the student absorbs
+    distill_substeps: int = 5                # teacher Euler steps per student step
 
     def check(self) -> None:
         if self.preset not in PRESETS:
@@ -107,6 +111,10 @@ class TrainConfig:
                 raise InvalidRequest(name, getattr(self, name), "a probability between 0 and 1")
         if self.token_budget < 1 or self.cache_clips < 1 or self.shard_clips < 1:
             raise InvalidRequest("token_budget/cache_clips/shard_clips", None, "positive integers")
+        if self.distill_steps and not self.init:
+            raise InvalidRequest("init", None, "the teacher to distil (a model folder or 'default') with distill_steps")
+        if self.distill_steps < 0 or self.distill_substeps < 1:
+            raise InvalidRequest("distill_steps/distill_substeps", None, "distill_steps ≥ 0 and distill_substeps ≥ 1")
 
     def buckets(self) -> list[Bucket]:
         clips = make_buckets(self.resolutions, self.aspects, self.seconds, fps=self.fps)
@@ -292,6 +300,28 @@ def flow_loss(model, latents, text, t, noise, cond, weight):
     return (err * weight).sum() / weight.sum().clamp(min=1)
 
 
+def distill_loss(student, teacher, latents, text, empty, noise, cond, weight, times, segment, scale: float,
+                 substeps: int):
+    """Few-step distillation. The student's sampler takes the steps `times` (K + 1 times); each sample trains
+    one of them, `segment` (B,): from x at its start (the data noised to t_a), the teacher's guided Euler
+    substeps reach x_b at t_b, and the student learns, without guidance, the one velocity that makes the same
+    move: (x_b - x_a) / (t_b - t_a). `empty`: the unconditional text of the teacher's guidance."""
+    t_a, t_b = times[segment], times[segment + 1]                            # (B,)
+    x_a = flow.interpolate(latents, noise, t_a)
+    pair = TextEmbedding.cat([text, empty])
+    with torch.no_grad():
+        x = x_a
+        for k in range(substeps):
+            s, s_next = (t_a + (t_b - t_a) * j / substeps for j in (k, k + 1))
+            v_c, v_u = teacher(torch.cat([x, x]), torch.cat([s, s]), pair.tokens, pair.mask, pair.pooled,
+                               torch.cat([cond, cond])).float().chunk(2)
+            x = x + (s_next - s).view(-1, 1, 1, 1, 1) * (v_u + scale * (v_c - v_u))
+        target = (x - x_a) / (t_b - t_a).view(-1, 1, 1, 1, 1)
+    v = student(x_a, t_a, text.tokens, text.mask, text.pooled, cond)
+    err = (v.float() - target).pow(2).mean(dim=(1, 3, 4), keepdim=True)
+    return (err * weight).sum() / weight.sum().clamp(min=1)
+
+
 # --- checkpoints -----------------------------------------------------------------------------------------
 # One file, the same whatever the parallelism: model.NAME, ema.NAME and opt.NAME.MOMENT, full (unsharded)
 # tensors keyed by parameter name. Under FSDP gathering them is a collective: every rank calls
@@ -472,6 +502,7 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
         raise InvalidRequest("text_encoder", cfg.text_encoder,
                              f"an encoder of width {model.cfg.text_dim} for this DiT (it gives {text_encoder.dim})")
     ema = copy.deepcopy(model).eval().requires_grad_(False)
+    teacher = copy.deepcopy(model).eval().requires_grad_(False) if cfg.distill_steps else None
     mode = parallel_mode(parallel, model, world)
     net = parallelize(model, ema, mode, checkpoint_activations=checkpoint_activations, compile=compile,
                       bf16=device.type == "cuda")
@@ -486,6 +517,8 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
     # generation defaults: the shape the model was trained on
     defaults = {"fps": cfg.fps, "resolution": cfg.resolutions[0], "aspect": cfg.aspects[0],
                 "seconds": max(cfg.seconds, default=0.0)}
+    if cfg.distill_steps:           # a student samples in its own steps, without guidance
+        defaults |= {"steps": cfg.distill_steps, "cfg": 1.0}
     info = ModelInfo(text_encoder=cfg.text_encoder, defaults=defaults, trained={
         "fps": cfg.fps, "resolutions": list(cfg.resolutions), "aspects": list(cfg.aspects),
         "seconds": list(cfg.seconds), "image_resolutions": list(cfg.image_resolutions), "recipe": asdict(cfg)})
@@ -507,8 +540,15 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
         for group in opt.param_groups:
             group["lr"] = lr
         with autocast:
-            loss = flow_loss(net, latents.to(device), text, t.to(device), noise.to(device), cond.to(device),
-                             weight.to(device))
+            if teacher is None:
+                loss = flow_loss(net, latents.to(device), text, t.to(device), noise.to(device), cond.to(device),
+                                 weight.to(device))
+            else:
+                times = flow.sampling_times(cfg.distill_steps, flow.shift_for_tokens(bucket.latent_tokens))
+                segment = torch.randint(cfg.distill_steps, (latents.shape[0],), generator=gen)
+                loss = distill_loss(net, teacher, latents.to(device), text, text_encoder([""] * len(captions)),
+                                    noise.to(device), cond.to(device), weight.to(device), times.to(device),
+                                    segment.to(device), cfg.distill_cfg, cfg.distill_substeps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)  # FSDP: all-reduces norms
