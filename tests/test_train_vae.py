@@ -54,3 +54,11 @@ def test_decoder_only_fine_tuning_keeps_the_encoder_and_its_latents(tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
     video = torch.rand(1, 3, 5, 32, 32) * 2 - 1
     assert torch.equal(base.encode(video), tuned.encode(video))     # a DiT's latents are unchanged
+
+
+def test_render_workers_give_the_same_training(tmp_path):
+    train(TINY, tmp_path / "main", progress=False)
+    train(TINY, tmp_path / "workers", progress=False, workers=2)
+    a = load_file(str(tmp_path / "main" / "train_state.safetensors"))
+    b = load_file(str(tmp_path / "workers" / "train_state.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -161,7 +161,8 @@ def cmd_vae_train(args) -> None:
     fields = ("preset", "steps", "lr", "pixel_budget", "kl_weight", "edge_weight", "gan_weight", "seed", "init",
               "decoder_only")
     cfg = VAETrainConfig(**{f: getattr(args, f) for f in fields if getattr(args, f) is not None})
-    metrics = train(cfg, args.out, folder=args.folder, device=args.device, time_limit=args.time_limit)
+    metrics = train(cfg, args.out, folder=args.folder, device=args.device, time_limit=args.time_limit,
+                    workers=args.workers)
     print(json.dumps(metrics))
 
 
@@ -657,6 +658,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--gan-weight", type=float, help="> 0 adds a patch discriminator")
     tr.add_argument("--folder", help="also train on the videos in this folder")
     tr.add_argument("--init", help="start from this VAE folder ('default': the shipped VAE)")
+    tr.add_argument("--workers", type=int, default=0, help="processes rendering batches ahead (default 0: none; "
+                    "use the spare CPUs on a GPU machine; the batches are the same)")
     tr.add_argument("--decoder-only", action="store_true", help="train the decoder alone: latents (and a diffusion "
                     "model trained on them) stay valid")
     tr.add_argument("--seed", type=int)

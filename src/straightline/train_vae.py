@@ -100,6 +100,27 @@ def make_batch(cfg: VAETrainConfig, buckets: list[Bucket], step: int, folder=Non
     return torch.stack(clips)
 
 
+class Batches(torch.utils.data.IterableDataset):
+    """The batches of steps start, start + 1, ... in order. Under a DataLoader with n workers, worker k makes
+    steps start + k, start + k + n, ...; the loader takes them round-robin, so the order (and every batch, a
+    function of (seed, step) alone) is the same with any number of workers."""
+
+    def __init__(self, cfg: VAETrainConfig, buckets: list[Bucket], start: int, folder=None):
+        self.cfg, self.buckets, self.start, self.folder = cfg, buckets, start, folder
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        k, n = (info.id, info.num_workers) if info else (0, 1)
+        step = self.start + k
+        while True:
+            yield make_batch(self.cfg, self.buckets, step, self.folder)
+            step += n
+
+
+def _one_thread(_worker: int) -> None:
+    torch.set_num_threads(1)   # render workers: the trainer's threads do the arithmetic
+
+
 class FolderClips:
     """Random crops of the videos in a folder at a bucket's shape. Unreadable files are skipped and
     counted in `skipped` (path -> reason), never fatal."""
@@ -203,8 +224,10 @@ def record_latent_stats(vae: VideoVAE, cfg: VAETrainConfig, batches: int = 32) -
 # --- the loop --------------------------------------------------------------------------------------------
 
 def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: float | None = None,
-          log_every: int = 50, preview_every: int = 1000, ckpt_every: int = 500, progress: bool = True) -> dict:
-    """Train (or resume, when `out` holds a train state) until cfg.steps or `time_limit` seconds.
+          log_every: int = 50, preview_every: int = 1000, ckpt_every: int = 500, workers: int = 0,
+          progress: bool = True) -> dict:
+    """Train (or resume, when `out` holds a train state) until cfg.steps or `time_limit` seconds. `workers`:
+    processes rendering batches ahead (0: the training process renders them; the batches are the same).
     Returns the last logged metrics."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -224,10 +247,17 @@ def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: fl
     folder = FolderClips(folder, cfg.fps) if folder else None
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     log_file = (out / "log.jsonl").open("a")
+    # with its own generator: a DataLoader would otherwise draw a seed from the global RNG, which the
+    # posterior samples use, and resuming would no longer be exact
+    batches = Batches(cfg, buckets, step, folder)
+    if workers:
+        batches = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=workers, prefetch_factor=4,
+                                              worker_init_fn=_one_thread, generator=torch.Generator())
+    batches = iter(batches)
     start, metrics = time.time(), {}
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="vae", unit="step")
     while step < cfg.steps and (time_limit is None or time.time() - start < time_limit):
-        video = to_model_input(make_batch(cfg, buckets, step, folder)).to(device)
+        video = to_model_input(next(batches)).to(device)
         with autocast:   # a decoder trained alone decodes the posterior mean, which is what diffusion makes
             recon, mean, logvar = vae(video, sample=not cfg.decoder_only)
         recon = recon.float()
