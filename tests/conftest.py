@@ -39,6 +39,18 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--autoplay-policy=no-user-gesture-required"]
 
 
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """The service tests' model (a test module that needs another defines its own model_dir)."""
+    return tiny_model_folder(tmp_path_factory.mktemp("model"), SERVICE_DEFAULTS)
+
+
+@pytest.fixture(scope="module")
+def pipe(model_dir):
+    from straightline.pipeline import Pipeline
+    return Pipeline(model_dir)
+
+
 @contextmanager
 def postgres_database():
     """A fresh database on the test server, dropped afterwards."""

@@ -11,30 +11,17 @@ import httpx
 import httpx2  # the openai SDK's HTTP client
 import openai
 import pytest
-from conftest import SERVICE_DEFAULTS, tiny_model_folder
+from conftest import SERVICE_DEFAULTS
 from PIL import Image
 
 from straightline.model import ModelInfo
-from straightline.pipeline import Pipeline, validate_request
+from straightline.pipeline import validate_request
 from straightline.service import Settings
 from straightline.service.server import ThreadServer, build, shutdown
 from straightline.video_io import read_video
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
 SLOW = {"size": "256x128", "frames": 17, "steps": 150}   # many heartbeats long, even on a fast machine
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A tiny model whose defaults make a 64x32, 5-frame clip in 2 steps (nudged off its zero init, as in
-    test_pipeline, so the text and the seed change the video)."""
-    return tiny_model_folder(tmp_path_factory.mktemp("model"),
-                             SERVICE_DEFAULTS)
-
-
-@pytest.fixture(scope="module")
-def pipe(model_dir):
-    return Pipeline(model_dir)
 
 
 @contextmanager

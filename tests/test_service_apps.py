@@ -11,26 +11,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CHROMIUM, CHROMIUM_FLAGS, SERVICE_DEFAULTS, tiny_model_folder
+from conftest import CHROMIUM, CHROMIUM_FLAGS
 from PIL import Image
 
 from straightline.cli import main
-from straightline.pipeline import Pipeline
 from straightline.service import JobStore, Settings
 from straightline.service.server import ThreadServer, build, shutdown
 
 EXAMPLES = Path(__file__).parent.parent / "apps"
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return tiny_model_folder(tmp_path_factory.mktemp("model"),
-                             SERVICE_DEFAULTS)
-
-
-@pytest.fixture(scope="module")
-def pipe(model_dir):
-    return Pipeline(model_dir)
 
 
 @contextmanager

@@ -8,27 +8,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CHROMIUM, CHROMIUM_FLAGS, SERVICE_DEFAULTS, tiny_model_folder
+from conftest import CHROMIUM, CHROMIUM_FLAGS
 
 from straightline.feed import ATTRIBUTES
-from straightline.pipeline import Pipeline
 from straightline.service import Settings
 from straightline.service.server import ThreadServer, build, shutdown
 
 EXAMPLES = Path(__file__).parent.parent / "apps"
 # small videos, no budget limit: every decision may generate (the tiny model's videos cost next to nothing)
 FEED = {"request": {"aspect": "9:16", "seconds": 0.5, "steps": 2}, "daily_budget_s": None}
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return tiny_model_folder(tmp_path_factory.mktemp("model"),
-                             SERVICE_DEFAULTS)
-
-
-@pytest.fixture(scope="module")
-def pipe(model_dir):
-    return Pipeline(model_dir)
 
 
 @contextmanager

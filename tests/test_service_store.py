@@ -12,7 +12,6 @@ import uuid
 from contextlib import contextmanager
 
 import pytest
-from conftest import SERVICE_DEFAULTS, tiny_model_folder
 
 from straightline.model import load_info
 from straightline.service.spec import validate
@@ -127,11 +126,6 @@ def test_the_queue_survives_a_restart(db_url):
 
 
 # --- real worker processes ------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return tiny_model_folder(tmp_path_factory.mktemp("model"),
-                             SERVICE_DEFAULTS)
 
 
 def submit(store: JobStore, model_dir, **body) -> str:

@@ -5,7 +5,7 @@ without Playwright or a Chromium (.ci/run installs both)."""
 from contextlib import contextmanager
 
 import pytest
-from conftest import CHROMIUM, CHROMIUM_FLAGS, SERVICE_DEFAULTS, tiny_model_folder
+from conftest import CHROMIUM, CHROMIUM_FLAGS
 
 from straightline.pipeline import Pipeline
 from straightline.service import Settings
@@ -13,12 +13,6 @@ from straightline.service.server import ThreadServer, build, shutdown
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (.ci/run installs it)")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's)")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return tiny_model_folder(tmp_path_factory.mktemp("model"),
-                             SERVICE_DEFAULTS)
 
 
 @contextmanager
