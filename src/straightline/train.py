@@ -160,10 +160,6 @@ def _render_shard(job):
     return k, [(b, frames.numpy(), captions) for b, frames, captions in _toyworld_shard(cfg, buckets, k)]
 
 
-def _one_thread() -> None:
-    torch.set_num_threads(1)  # render workers: numpy work; the parent's threads encode
-
-
 def _rendered_shards(cfg: TrainConfig, buckets: list[Bucket], todo: list[int], workers: int):
     """(k, clips) for each shard in `todo`, in order. With workers > 1, ToyWorld shards render in that many
     processes while the caller encodes; at most 2 × workers shards are in flight, so memory stays bounded."""
@@ -175,7 +171,9 @@ def _rendered_shards(cfg: TrainConfig, buckets: list[Bucket], todo: list[int], w
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_one_thread) as pool:
+    # one thread each: rendering is numpy work, and the parent's threads encode
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=torch.set_num_threads,
+                             initargs=(1,)) as pool:
         pending, queue = deque(), iter(todo)
         for k in queue:
             pending.append(pool.submit(_render_shard, (cfg, buckets, k)))
