@@ -5,6 +5,7 @@ import pytest
 import torch
 from conftest import tiny_model_folder
 
+from straightline import flow
 from straightline.cli import main
 from straightline.data import from_model_output, to_model_input
 from straightline.errors import InvalidRequest, MediaError
@@ -13,6 +14,8 @@ from straightline.model import ModelInfo
 from straightline.pipeline import (
     Pass,
     Pipeline,
+    fade_in_errors,
+    keep_known_on_path,
     known_latent_frames,
     lay_out,
     pass_lengths,
@@ -66,8 +69,13 @@ class DiTInputs:
     """Records the frame conditioning the DiT sees in each forward pass."""
 
     def __init__(self, pipe):
-        self.conds = []
-        self.hook = pipe.dit.register_forward_hook(lambda module, args, out: self.conds.append(args[5]))
+        self.conds, self.xs, self.ts = [], [], []
+
+        def record(module, args, out):
+            self.xs.append(args[0])
+            self.ts.append(args[1])
+            self.conds.append(args[5])
+        self.hook = pipe.dit.register_forward_hook(record)
 
     def __enter__(self):
         return self
@@ -128,6 +136,59 @@ def test_pass_lengths_follow_the_trained_clip_and_the_token_budget():
         (49, 25, 5, 8)
     # 8 tokens a latent frame at 64x32: 4 latent frames fit, a third of them (rounded) is 1
     assert pass_lengths(ModelInfo(defaults={**INFO, "max_tokens": 32}), 64, 32) == (33, 13, 1, 4)
+
+
+def test_known_frames_stay_on_their_true_path_while_sampling():
+    """Training noises given latents like the others; sampling puts them back on that path at every step."""
+    x, noise = torch.randn(2, 3, 4, 2, 2), torch.randn(2, 3, 4, 2, 2)
+    latents, known = torch.randn(2, 3, 4, 2, 2), torch.tensor([1.0, 0, 0, 1]).view(1, 1, 4, 1, 1)
+    cond = torch.cat([latents * known, known.expand(2, 1, 4, 2, 2)], dim=1)
+    seen = []
+    velocity = keep_known_on_path(lambda x, t: seen.append(x) or x, cond, noise)
+    t = torch.tensor([0.25, 0.5])
+    velocity(x, t)
+    truth = flow.interpolate(latents, noise, t)
+    assert torch.equal(seen[0][:, :, [0, 3]], truth[:, :, [0, 3]])       # known frames: on the path
+    assert torch.equal(seen[0][:, :, [1, 2]], x[:, :, [1, 2]])           # the others: the sampler's own
+
+
+def test_an_extension_feeds_the_dit_its_given_frames_noised_to_the_current_time(pipe):
+    video = moving_square(11)
+    with DiTInputs(pipe) as seen, DecodedLatents(pipe) as decoded:
+        generate(pipe, mode="extend", video=video, seconds=3, cfg=1)
+    known = seen.known()
+    noise = torch.randn(1, *decoded.latents[0].shape[1:], generator=torch.Generator().manual_seed(0))
+    given = seen.conds[0][:, :-1][:, :, known]
+    for x, t in zip(seen.xs, seen.ts):
+        assert torch.allclose(x[:, :, known], flow.interpolate(given, noise[:, :, known], t), atol=1e-6)
+
+
+def test_the_vae_error_at_a_seam_is_faded_into_the_new_frames():
+    new = torch.full((3, 2, 2, 3), 100, dtype=torch.uint8)
+    assert torch.equal(fade_in_errors(new, None, None), new)
+    before, after = torch.full((2, 2, 3), 8.0), torch.full((2, 2, 3), -4.0)
+    assert fade_in_errors(new, before, None)[:, 0, 0, 0].tolist() == [106, 104, 102]    # 3/4, 2/4, 1/4 of 8
+    assert fade_in_errors(new, None, after)[:, 0, 0, 0].tolist() == [99, 98, 97]
+    assert fade_in_errors(new, before, after)[:, 0, 0, 0].tolist() == [105, 102, 99]
+    assert fade_in_errors(new, torch.full((2, 2, 3), 900.0), None).max() == 255           # clamped
+
+
+def seam_step(frames: torch.Tensor, s: int) -> float:
+    """Mean absolute change from frame s - 1 to frame s."""
+    return float((frames[s].float() - frames[s - 1].float()).abs().mean())
+
+
+def test_an_extension_seam_jumps_by_the_model_not_by_the_vae_error(pipe):
+    """The input's own frames meet the new ones: the step across that seam is the decoded clip's own step
+    there, plus at most 1/(n + 1) of the VAE's error (n new frames), not the whole error."""
+    video = moving_square(11)
+    with DecodedLatents(pipe) as decoded:
+        result = generate(pipe, mode="extend", video=video, seconds=3, cfg=1)   # 5 given + 12 new frames
+    clip = from_model_output(pipe.vae.decode(decoded.latents[0]))[0]
+    error = float((video[-1].float() - clip[4].float()).abs().mean())
+    assert error > 1                                                           # the VAE does not reproduce it
+    assert seam_step(result.frames, 11) <= seam_step(clip, 5) + error / 13 + 0.5
+    assert seam_step(result.frames, 11) < 0.5 * (seam_step(clip, 5) + error)
 
 
 # --- image to video, image -----------------------------------------------------------------------------

@@ -9,7 +9,8 @@
     6. sample     integrate the DiT's velocity from t = 0 (noise) to t = 1 (data) over a shifted schedule;
                   an edit starts at t0 = 1 - strength from its noised source (SDEdit)
     7. decode     known latents pasted back, standardised latents -> video in [-1, 1] -> uint8 (T, H, W, 3)
-    8. assemble   each pass's new frames joined to the input videos -> the result
+    8. assemble   each pass's new frames joined to the input videos, the VAE's error at each seam faded
+                  into the new frames -> the result
 
 Writing the file is the caller's (the CLI writes mp4/png, the service stores its variants).
 
@@ -28,7 +29,8 @@ codes pixel frame 0 alone and latent frame j >= 1 codes pixel frames 4j-3..4j, s
 marks latent frame 0 known, while an image at the end is held for the 4 frames of the last latent frame
 (one frame alone would mark nothing). The DiT sees the known latents and the mask as extra channels; the
 known latents are pasted into the sampled ones before decoding, so given frames come back as the VAE
-reconstructs them. A video's frames in a result (extend, connect) are the input's own frames.
+reconstructs them. A video's frames in a result (extend, connect) are the input's own frames, so the
+VAE's error at each seam (given frame shown minus its decoding) is faded into the new frames next to it.
 
 Fitting inputs: an image or video of any size is scaled to cover the request's size and centre-cropped to
 it. A request that gives no size or aspect takes its first input's aspect (within 1:4..4:1) at its
@@ -627,18 +629,55 @@ def _clip_for(r: Request, i: int, made: torch.Tensor) -> _Clip:
     return _Clip(r, p.frames, seed, start, end)
 
 
+def fade_in_errors(new: torch.Tensor, before: torch.Tensor | None, after: torch.Tensor | None) -> torch.Tensor:
+    """New frames with the VAE's error at their seams faded in: `before` (the error at the frame before them,
+    the given frame the result shows minus its decoding) weighs n/(n+1) on the first new frame and fades
+    linearly to 1/(n+1) on the last; `after` (the same for the frame after them) mirrors it.
+
+    A pass's given frames come back as the VAE reconstructs them, but a result shows the input's own
+    frames (or frames an earlier pass made) next to the new ones, so without this every seam would jump
+    by the VAE's whole reconstruction error, several times a typical frame-to-frame change.
+
+    Args:
+        new: uint8 (n, H, W, 3); before, after: float (H, W, 3) or None.
+    Returns:
+        uint8 (n, H, W, 3).
+    """
+    if before is None and after is None:
+        return new
+    n = len(new)
+    k = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1)
+    out = new.float()
+    if before is not None:
+        out += (n - k) / (n + 1) * before
+    if after is not None:
+        out += (k + 1) / (n + 1) * after
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _error(shown: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
+    return shown.float() - decoded.float()
+
+
 def _add_clip(r: Request, i: int, made: torch.Tensor, clip: torch.Tensor) -> torch.Tensor:
     """`made` with pass i's clip added: its frames after those given from `made` (before them, extending
-    backward). A given image is not in `made` yet, so its decoded frame is kept; a connection's end (the
-    end video follows) and a loop's end (its first frame again) are dropped."""
+    backward), with the VAE's error at each seam faded in (fade_in_errors). A given image is not in `made`
+    yet, so its decoded frame is kept; a connection's end (the end video follows) and a loop's end (its
+    first frame again) are dropped."""
     p, last = r.plan[i], i == len(r.plan) - 1
     if r.mode == "edit":
         return clip
     if _backward(r):
-        return torch.cat([clip[:p.frames - p.end], made])
-    skip = p.start if len(made) else 0
+        new = clip[:p.frames - p.end]
+        return torch.cat([fade_in_errors(new, None, _error(made[0], clip[len(new)])), made])
+    image = clip[:p.start] if not len(made) else clip[:0]    # a given image, decoded
     drop = p.end if last and r.mode in ("connect", "loop") else 0
-    return torch.cat([made, clip[skip:p.frames - drop]])
+    before = _error(made[-1], clip[p.start - 1]) if len(made) and p.start else None
+    after = None
+    if drop:   # the frame after the new ones: the end video's first, or the loop's first frame
+        follows = r.end_video[0] if r.mode == "connect" else made[0] if len(made) else clip[0]
+        after = _error(follows, clip[p.frames - drop])
+    return torch.cat([made, image, fade_in_errors(clip[p.start:p.frames - drop], before, after)])
 
 
 def _finish(r: Request, made: torch.Tensor) -> torch.Tensor:
@@ -646,6 +685,23 @@ def _finish(r: Request, made: torch.Tensor) -> torch.Tensor:
     if r.mode == "connect":
         made = torch.cat([made, r.end_video])
     return made[len(made) - r.frames:] if _backward(r) else made[:r.frames]
+
+
+def keep_known_on_path(velocity, cond: torch.Tensor, noise: torch.Tensor):
+    """`velocity(x, t)` that first puts the known latent frames where training has them: on their own
+    straight path from the noise, x_t = (1 - t) * noise + t * known. Left to the sampler, they would move
+    with the velocity the model predicts for them, which training never asks for (its loss skips them), and
+    drift: the frames made next to them then continue the drifted frames, not the given ones.
+
+    Args:
+        velocity: (B, C, T, H, W), (B,) -> (B, C, T, H, W); cond: known latents + mask (B, C + 1, T, H, W);
+        noise: (B, C, T, H, W), the pass's starting noise.
+    """
+    known, latents = cond[:, -1:], cond[:, :-1]
+
+    def on_path(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return velocity(x * (1 - known) + flow.interpolate(latents, noise, t) * known, t)
+    return on_path
 
 
 def _times(r: Request, frames: int, device=None) -> torch.Tensor:
@@ -780,6 +836,8 @@ class Pipeline:
             return velocity_of(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)
 
         velocity = sampling.classifier_free_guidance(velocity_pair, r.cfg) if guided else velocity_of
+        if cond is not None:
+            velocity = keep_known_on_path(velocity, cond, noise)
         latents = SAMPLERS[r.sampler](velocity, x, times, on_step=progress)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)   # kernels run asynchronously: wait, so the time is the GPU's
@@ -789,8 +847,7 @@ class Pipeline:
         # 7. decode one video at a time (the VAE's memory is bounded per video, not per batch), with the
         # known latents pasted in, so given frames come back exactly as the VAE reconstructs them
         if cond is not None:
-            known = cond[:, -1:]
-            latents = latents * (1 - known) + cond[:, :-1]
+            latents = latents * (1 - cond[:, -1:]) + cond[:, :-1]
         frames, decode_s = [], []
         for z in latents.split(1):
             decode_start = time.perf_counter()
