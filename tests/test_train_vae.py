@@ -1,10 +1,21 @@
 """VAE training: the loss goes down on a fixed batch, resume is exact, and a run's output loads."""
 
+import json
+import logging
+import shutil
+from pathlib import Path
+
 import torch
 from safetensors.torch import load_file
 
 from straightline.data import Bucket
-from straightline.train_vae import VAETrainConfig, edge_l1, make_batch, texture_clip, train
+from straightline.train_vae import (
+    VAETrainConfig,
+    edge_l1,
+    make_batch,
+    texture_clip,
+    train,
+)
 from straightline.vae import VideoVAE
 
 TINY = VAETrainConfig(preset="tiny", steps=4, pixel_budget=2 * 5 * 32 * 32, resolutions=(32,), durations=(0.0, 0.17))
@@ -62,3 +73,18 @@ def test_render_workers_give_the_same_training(tmp_path):
     a = load_file(str(tmp_path / "main" / "train_state.safetensors"))
     b = load_file(str(tmp_path / "workers" / "train_state.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_video_folder_trains_and_its_unreadable_files_are_reported(tmp_path, caplog):
+    media = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(media / "realshort.mp4", folder / "real.mp4")
+    (folder / "broken.mp4").write_bytes(b"not a video at all" * 64)
+    cfg = VAETrainConfig(**{**TINY.__dict__, "steps": 6, "folder_ratio": 1.0, "durations": (0.0,)})
+    with caplog.at_level(logging.WARNING, logger="straightline.train_vae"):
+        train(cfg, tmp_path / "run", folder=folder, progress=False, log_every=6)
+    warnings = [r.getMessage() for r in caplog.records if "broken.mp4" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("skipping")       # named once, however often drawn
+    last = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert last["step"] == 6 and last["skipped_files"] == 1

@@ -12,15 +12,16 @@ The EMA weights are what `vae.save` ships.
 
 import copy
 import json
+import logging
 import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
+from torch import nn
 from tqdm import tqdm
 
 from .data import Bucket, from_model_output, make_buckets, to_model_input
@@ -29,6 +30,8 @@ from .metrics import psnr
 from .vae import PRESETS, VideoVAE, compute_latent_stats, kl_divergence
 from .video_io import read_video, write_video
 from .world import render, sample_scene
+
+log = logging.getLogger("straightline.train_vae")
 
 
 @dataclass
@@ -122,8 +125,9 @@ def _one_thread(_worker: int) -> None:
 
 
 class FolderClips:
-    """Random crops of the videos in a folder at a bucket's shape. Unreadable files are skipped and
-    counted in `skipped` (path -> reason), never fatal."""
+    """Random crops of the videos in a folder at a bucket's shape. Unreadable files are skipped, never
+    fatal: each is logged once (as a warning, from whichever process meets it) and kept in `skipped`
+    (path -> reason), which the training log reports as `skipped_files` when batches are made in-process."""
 
     def __init__(self, root, fps: float):
         from .data import VIDEO_SUFFIXES
@@ -139,7 +143,9 @@ class FolderClips:
                 video = read_video(path, fps=self.fps, max_frames=bucket.frames,
                                    size=(bucket.width, bucket.height), fit="crop")
             except MediaError as err:
-                self.skipped[str(path)] = err.reason
+                if str(path) not in self.skipped:
+                    log.warning("skipping %s: %s", path, err.reason)
+                    self.skipped[str(path)] = err.reason
                 continue
             if video.frames.shape[0] == bucket.frames:
                 return video.frames
@@ -287,6 +293,8 @@ def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: fl
             metrics = {"step": step, "loss": loss.item(), "l1": l1.item(), "edge": edge.item(), "kl": kl.item(),
                        "psnr": psnr(recon.detach().clamp(-1, 1), video, peak=2.0), "grad_norm": grad_norm.item(),
                        "shape": list(video.shape), "elapsed_s": round(time.time() - start, 1)}
+            if folder is not None and not workers:
+                metrics["skipped_files"] = len(folder.skipped)
             log_file.write(json.dumps(metrics) + "\n")
             log_file.flush()
             bar.set_postfix(loss=f"{metrics['loss']:.4f}", psnr=f"{metrics['psnr']:.1f}")
