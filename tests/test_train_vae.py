@@ -5,6 +5,7 @@ import logging
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -13,6 +14,7 @@ from straightline.train_vae import (
     VAETrainConfig,
     edge_l1,
     make_batch,
+    temporal_l1,
     texture_clip,
     train,
 )
@@ -88,3 +90,12 @@ def test_a_video_folder_trains_and_its_unreadable_files_are_reported(tmp_path, c
     assert len(warnings) == 1 and warnings[0].startswith("skipping")       # named once, however often drawn
     last = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
     assert last["step"] == 6 and last["skipped_files"] == 1
+
+
+def test_temporal_loss_sees_flicker_that_per_frame_losses_weigh_alike():
+    video = torch.rand(1, 3, 9, 8, 8)
+    offset = video + 0.1                                                       # a steady error: no flicker
+    flicker = video + 0.1 * torch.tensor([1.0, -1] * 4 + [1]).view(1, 1, 9, 1, 1)   # the same error, alternating
+    assert (offset - video).abs().mean() == pytest.approx(float((flicker - video).abs().mean()))
+    assert temporal_l1(offset, video) < 1e-6 and temporal_l1(flicker, video) == pytest.approx(0.2)
+    assert temporal_l1(video[:, :, :1] + 1, video[:, :, :1]) == 0             # an image has no changes

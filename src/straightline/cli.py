@@ -158,8 +158,8 @@ def cmd_vae_decode(args) -> None:
 
 def cmd_vae_train(args) -> None:
     from .train_vae import VAETrainConfig, train
-    fields = ("preset", "steps", "lr", "pixel_budget", "kl_weight", "edge_weight", "gan_weight", "seed", "init",
-              "decoder_only")
+    fields = ("preset", "steps", "lr", "pixel_budget", "kl_weight", "edge_weight", "temporal_weight", "gan_weight",
+              "seed", "init", "decoder_only")
     cfg = VAETrainConfig(**{f: getattr(args, f) for f in fields if getattr(args, f) is not None})
     metrics = train(cfg, args.out, folder=args.folder, device=args.device, time_limit=args.time_limit,
                     workers=args.workers)
@@ -655,6 +655,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--pixel-budget", type=int, help="pixels per batch (frames × height × width)")
     tr.add_argument("--kl-weight", type=float)
     tr.add_argument("--edge-weight", type=float, help="weight of the L1 on spatial gradients")
+    tr.add_argument("--temporal-weight", type=float, help="weight of the L1 on frame-to-frame changes (against "
+                    "flicker; default 0)")
     tr.add_argument("--gan-weight", type=float, help="> 0 adds a patch discriminator")
     tr.add_argument("--folder", help="also train on the videos in this folder")
     tr.add_argument("--init", help="start from this VAE folder ('default': the shipped VAE)")

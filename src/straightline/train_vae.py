@@ -45,6 +45,7 @@ class VAETrainConfig:
     durations: tuple[float, ...] = (0.0, 0.35)  # seconds at fps: images and 9 frames (3 latent frames)
     fps: float = 24.0
     edge_weight: float = 1.0                 # L1 on spatial gradients keeps edges crisp
+    temporal_weight: float = 0.0             # L1 on frame-to-frame changes: no flicker a video does not have
     kl_weight: float = 1e-6
     gan_weight: float = 0.0                  # > 0 adds a 3D patch discriminator (hinge loss)
     gan_start: int = 5_000
@@ -153,6 +154,15 @@ class FolderClips:
 
 
 # --- losses ----------------------------------------------------------------------------------------------
+
+def temporal_l1(pred, target):
+    """L1 between frame-to-frame changes (B, C, T, H, W): penalises flicker and motion that is not in the
+    target, which a per-frame loss leaves free; 0 for images."""
+    if pred.shape[2] < 2:
+        return pred.new_zeros(())
+    dt = lambda v: v[:, :, 1:] - v[:, :, :-1]
+    return (dt(pred) - dt(target)).abs().mean()
+
 
 def edge_l1(pred, target):
     """L1 between spatial finite differences: penalises blurred edges more than plain L1 does."""
@@ -268,7 +278,8 @@ def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: fl
             recon, mean, logvar = vae(video, sample=not cfg.decoder_only)
         recon = recon.float()
         l1, edge, kl = (recon - video).abs().mean(), edge_l1(recon, video), kl_divergence(mean.float(), logvar.float())
-        loss = l1 + cfg.edge_weight * edge + cfg.kl_weight * kl
+        temporal = temporal_l1(recon, video)
+        loss = l1 + cfg.edge_weight * edge + cfg.temporal_weight * temporal + cfg.kl_weight * kl
         use_gan = disc is not None and step >= cfg.gan_start
         if use_gan:
             with autocast:
@@ -290,7 +301,8 @@ def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: fl
         step += 1
         bar.update(1)
         if step % log_every == 0 or step == cfg.steps:
-            metrics = {"step": step, "loss": loss.item(), "l1": l1.item(), "edge": edge.item(), "kl": kl.item(),
+            metrics = {"step": step, "loss": loss.item(), "l1": l1.item(), "edge": edge.item(),
+                       "temporal": temporal.item(), "kl": kl.item(),
                        "psnr": psnr(recon.detach().clamp(-1, 1), video, peak=2.0), "grad_norm": grad_norm.item(),
                        "shape": list(video.shape), "elapsed_s": round(time.time() - start, 1)}
             if folder is not None and not workers:
