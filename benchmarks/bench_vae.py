@@ -4,7 +4,8 @@
 
 quality: PSNR/SSIM per clip on held-out ToyWorld clips (fresh seeds, never drawn in training, at 16:9, 9:16
          and 1:1) and on the real clips in ../shared/media at their native aspect ratio (short side 256, or native
-         when smaller).
+         when smaller); and the temporal error: mean |change between frames of the reconstruction - the same
+         change in the clip| in grey levels (flicker; eval/vae_quality.py).
 speed:   encode and decode frames/s at 256² and 512², 17 frames, on CPU (and CUDA when available).
 memory:  peak resident memory of decoding a 10-second 512² clip (8 fps, 81 frames) in chunks vs whole,
          each in a fresh process.
@@ -79,14 +80,16 @@ def main():
     report = {}
     if args.quality:
         rows = report["quality"] = quality(vae, device, args.n_toy)
-        print("\n| set | clip | size | frames | PSNR dB | SSIM |\n|---|---|---|---|---|---|")
+        print("\n| set | clip | size | frames | PSNR dB | SSIM | temporal error |\n|---|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['set']} | {r['clip']} | {r['size']} | {r['frames']} | {r['psnr']:.2f} | {r['ssim']:.4f} |")
+            print(f"| {r['set']} | {r['clip']} | {r['size']} | {r['frames']} | {r['psnr']:.2f} | {r['ssim']:.4f} "
+                  f"| {r['temporal']:.3f} |")
         for s in ("toyworld", "real"):
             sel = [r for r in rows if r["set"] == s]
             if sel:
-                print(f"| **{s} mean** | {len(sel)} clips | | | **{sum(r['psnr'] for r in sel) / len(sel):.2f}** "
-                      f"| **{sum(r['ssim'] for r in sel) / len(sel):.4f}** |")
+                mean = lambda key, sel=sel: sum(r[key] for r in sel) / len(sel)
+                print(f"| **{s} mean** | {len(sel)} clips | | | **{mean('psnr'):.2f}** | **{mean('ssim'):.4f}** "
+                      f"| **{mean('temporal'):.3f}** |")
     if args.speed:
         rows = report["speed"] = speed(vae, device)
         print("\n| device | op | size | frames | frames/s |\n|---|---|---|---|---|")

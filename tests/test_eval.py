@@ -19,6 +19,7 @@ from straightline.eval.distance import frechet
 from straightline.eval.reference import WorldPipeline
 from straightline.eval.report import SUITES, Suite
 from straightline.eval.sanity import sanity
+from straightline.eval.vae_quality import temporal_error
 
 SHIPPED_CLASSIFIER = (CLASSIFIER / "classifier.safetensors").is_file()
 
@@ -154,3 +155,12 @@ def assert_figures_exist(out):
 def test_cli_names_a_missing_model(tmp_path, capsys):
     assert main(["eval", "--model", str(tmp_path / "nothing"), "-o", str(tmp_path / "r")]) == 2
     assert "model" in capsys.readouterr().err
+
+
+def test_the_vae_temporal_error_sees_flicker_not_a_steady_error():
+    clip = torch.randint(0, 200, (9, 8, 8, 3), dtype=torch.uint8)
+    steady = clip + 20                                                      # every frame off by the same amount
+    flicker = clip + torch.tensor([20, 0] * 4 + [20], dtype=torch.uint8).view(9, 1, 1, 1)
+    assert temporal_error(clip, clip) == 0 and temporal_error(steady, clip) == 0
+    assert temporal_error(flicker, clip) == pytest.approx(20)
+    assert temporal_error(flicker[:1], clip[:1]) == 0                        # an image

@@ -1,6 +1,10 @@
-"""Reconstruction quality of a video autoencoder: PSNR and SSIM on held-out ToyWorld clips and on real clips.
+"""Reconstruction quality of a video autoencoder: PSNR and SSIM on held-out ToyWorld clips and on real clips,
+and its temporal error (flicker).
 
-    rows = quality(vae, n_toy=12)        # one row per clip: set, clip, size, frames, psnr, ssim
+    rows = quality(vae, n_toy=12)        # one row per clip: set, clip, size, frames, psnr, ssim, temporal
+
+`temporal`: the mean absolute difference (0-255) between the reconstruction's frame-to-frame changes and the
+clip's own: 0 when every change is reproduced, however blurred the frames; flicker and lost motion raise it.
 
 ToyWorld clips are fresh scenes (seeds 10^9 + i, which training never draws) at 16:9, 9:16 and 1:1; real clips
 are the files in ../shared/media at their native aspect ratio (short side `real_short`, or native when smaller).
@@ -24,6 +28,14 @@ def reconstruct(vae, frames, device="cpu"):
     return from_model_output(vae.decode(vae.encode(to_model_input(frames[None]).to(device))).cpu())[0]
 
 
+def temporal_error(rec, clip) -> float:
+    """Mean |Δrec - Δclip| over consecutive frames of uint8 (T, H, W, 3) videos, in grey levels (0 for T = 1)."""
+    if len(clip) < 2:
+        return 0.0
+    change = lambda v: v[1:].float() - v[:-1].float()
+    return float((change(rec) - change(clip)).abs().mean())
+
+
 def toyworld_rows(vae, n: int, *, device="cpu", short: int = 144, frames: int = 33, fps: float = 24) -> list[dict]:
     rows = []
     aspects = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
@@ -34,7 +46,8 @@ def toyworld_rows(vae, n: int, *, device="cpu", short: int = 144, frames: int = 
         clip = render(scene, w, h, fps=fps, num_frames=frames).frames
         rec = reconstruct(vae, clip, device)
         rows.append({"set": "toyworld", "clip": f"seed {10 ** 9 + i} ({scene.background})", "size": f"{w}x{h}",
-                     "frames": frames, "psnr": psnr(rec, clip), "ssim": ssim(rec, clip)})
+                     "frames": frames, "psnr": psnr(rec, clip), "ssim": ssim(rec, clip),
+                     "temporal": temporal_error(rec, clip)})
     return rows
 
 
@@ -52,7 +65,8 @@ def real_rows(vae, *, device="cpu", short: int = 256, max_frames: int = 33, medi
         frames = frames[: 1 + 4 * ((frames.shape[0] - 1) // 4)]
         rec = reconstruct(vae, frames, device)
         rows.append({"set": "real", "clip": path.name, "size": f"{w}x{h} (from {info['width']}x{info['height']})",
-                     "frames": frames.shape[0], "psnr": psnr(rec, frames), "ssim": ssim(rec, frames)})
+                     "frames": frames.shape[0], "psnr": psnr(rec, frames), "ssim": ssim(rec, frames),
+                     "temporal": temporal_error(rec, frames)})
     return rows
 
 
