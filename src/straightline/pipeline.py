@@ -6,8 +6,9 @@
     3. encode     prompts (and negative prompts, for guidance) -> text embeddings
     4. condition  given frames -> known latents + mask (the rule below); an edit's source -> its latents
     5. noise      one CPU generator per pass, seeded from the request: same seed, same video on a device
-    6. sample     integrate the DiT's velocity from t = 0 (noise) to t = 1 (data) over a shifted schedule;
-                  an edit starts at t0 = 1 - strength from its noised source (SDEdit)
+    6. sample     integrate the DiT's velocity from t = 0 (noise) to t = 1 (data) over a shifted schedule,
+                  known latent frames held on their own noise-to-data path as in training; an edit starts at
+                  t0 = 1 - strength from its noised source (SDEdit)
     7. decode     known latents pasted back, standardised latents -> video in [-1, 1] -> uint8 (T, H, W, 3)
     8. assemble   each pass's new frames joined to the input videos, the VAE's error at each seam faded
                   into the new frames -> the result
