@@ -1,10 +1,13 @@
 """The generation pipeline and `straightline generate`, with a tiny untrained model and the real text encoder."""
 
+import json
+
 import pytest
 import torch
 from conftest import tiny_model_folder
 
 from straightline.cli import main
+from straightline.dit import DiT
 from straightline.errors import InvalidRequest
 from straightline.model import ModelInfo
 from straightline.pipeline import Pipeline, generate, validate_request
@@ -278,3 +281,36 @@ def test_cli_reads_the_request_with_intent_and_flags_win(model_dir, tmp_path, ca
                  "--seconds", "0.5", *args]) == 0
     assert "prompt:" not in capsys.readouterr().out
     assert probe(tmp_path / "c.mp4")["width"] == 64                       # the model's default aspect (16:9)
+
+
+def test_a_preset_can_sample_with_a_student_dit_of_its_own(tmp_path):
+    """The shipped `fast` preset names a distilled student (weights/dit-fast/): a preset's "dit" is the folder
+    of the DiT that samples its requests, loaded once, beside the model's own."""
+    teacher = tiny_model_folder(tmp_path / "teacher", {"steps": 2, "max_tokens": 1024})
+    student = tiny_model_folder(tmp_path / "student", {"steps": 2, "max_tokens": 1024})
+    dit = DiT.load(student / "dit")
+    with torch.no_grad():                                         # a different DiT from the teacher's
+        for p in dit.parameters():
+            p.mul_(-1)
+    dit.save(teacher / "dit-fast")
+    dit.save(student / "dit")
+    info = json.loads((teacher / "model.json").read_text())
+    info["presets"] = {"fast": {"steps": 1, "cfg": 1.0, "dit": "dit-fast"}}
+    (teacher / "model.json").write_text(json.dumps(info))
+
+    pipe = Pipeline(teacher)
+    fields = {"size": "32x32", "frames": 1, "seed": 3}
+    fast = pipe.validate("a red ball", preset="fast", **fields)
+    assert (fast.dit, fast.steps, fast.cfg) == ("dit-fast", 1, 1.0)
+    made = pipe.generate([fast, pipe.validate("a red ball", **fields)])           # two batches, two DiTs
+    alone = Pipeline(student).generate(Pipeline(student).validate("a red ball", steps=1, cfg=1.0, **fields))
+    assert torch.equal(made[0].frames, alone[0].frames)                           # the student sampled it
+    assert not torch.equal(made[0].frames, pipe.generate(pipe.validate("a red ball", steps=1, cfg=1.0,
+                                                                       **fields))[0].frames)
+    info["presets"]["broken"] = {"dit": "no-such-dit"}
+    (teacher / "model.json").write_text(json.dumps(info))
+    with pytest.raises(InvalidRequest) as err:
+        Pipeline(teacher).validate("a red ball", preset="broken", **fields)
+    assert err.value.field == "preset" and "model folder" in err.value.allowed
+    with pytest.raises(InvalidRequest):
+        validate_request("a ball", info=ModelInfo(presets={"up": {"dit": "../elsewhere"}}), preset="up")

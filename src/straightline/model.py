@@ -19,11 +19,14 @@ from .vae import VideoVAE
 DEFAULT_PATH = Path(__file__).parent / "weights"
 
 # what a model generates when a request leaves a field out; model.json may override any of them
+# "dit": the folder of the diffusion transformer inside the model folder; a preset may name another (the
+# shipped model's `fast` preset names a distilled few-step student, weights/dit-fast/)
 DEFAULTS = {"fps": 12, "seconds": 2.0, "resolution": 128, "aspect": "16:9", "steps": 20, "cfg": 5.0,
-            "sampler": "euler", "max_tokens": 16384}
+            "sampler": "euler", "max_tokens": 16384, "dit": "dit"}
 
 # named bundles of those defaults (`--preset NAME`); model.json's "presets" add to or replace them.
-# fast: 8 steps instead of 20, 2.5x less sampling; what it costs in adherence is measured in docs/benchmarks.md
+# fast: 8 steps instead of 20, 2.5x less sampling, for a model without a student of its own; what it costs in
+# adherence is measured in docs/benchmarks.md
 PRESETS = {"fast": {"steps": 8}}
 
 

@@ -57,8 +57,9 @@ import torch
 
 from . import flow, sampling
 from .data import from_model_output, to_model_input
+from .dit import DiT
 from .errors import InvalidRequest, MediaError
-from .model import ModelInfo, load_model
+from .model import ModelInfo, load_model, resolve
 from .request import nearest_valid_frames, parse_aspect, parse_size, size_for
 from .text import TextEmbedding, load_text_encoder
 from .video_io import Video, probe, read_video, resize_video
@@ -111,6 +112,7 @@ class Request:
     end_video: torch.Tensor | None = field(default=None, repr=False, compare=False)   # (T, H, W, 3)
     direction: str = "forward"
     strength: float = 1.0
+    dit: str = "dit"            # the model folder's DiT that samples it (a preset may name a student)
 
     @property
     def plan(self) -> tuple[Pass, ...]:
@@ -408,6 +410,9 @@ def validate_request(prompt="", *, mode="generate", image=None, end_image=None, 
         seed = secrets.randbelow(2**31)    # from the OS; recorded, so the result can be reproduced
     seed = _number("seed", seed, 0, MAX_SEED, f"a whole number from 0 to {MAX_SEED}", integer=True)
     fps = _number("fps", default("fps") if fps is None else fps, 1, 60, "from 1 to 60 frames per second")
+    dit = default("dit")
+    if not isinstance(dit, str) or not re.fullmatch(r"[\w.-]+", dit) or dit.startswith("."):
+        raise InvalidRequest("preset", preset, f"a preset whose DiT is a folder name in the model folder, not {dit!r}")
 
     width, height, image, end_image, video, end_video = _read_inputs(
         mode, {n: inputs[n] for n in ("image", "video", "end_image", "end_video")}, size, aspect, resolution, fps,
@@ -419,7 +424,7 @@ def validate_request(prompt="", *, mode="generate", image=None, end_image=None, 
     return Request(prompt, negative, width, height, total, fps, steps, cfg, seed, sampler,
                    requested if requested not in (None, total) else None, mode,
                    () if passes == (Pass(total),) else passes, image, end_image, video, end_video, direction,
-                   strength if mode == "edit" else 1.0)
+                   strength if mode == "edit" else 1.0, dit)
 
 
 def _read_inputs(mode: str, media: dict, size, aspect, resolution, fps: float, info: ModelInfo):
@@ -716,6 +721,12 @@ def _times(r: Request, frames: int, device=None) -> torch.Tensor:
     return times
 
 
+def batch_key(r: Request) -> tuple:
+    """Requests with one key run as one batch: the shape of every pass, the sampling and the DiT."""
+    return (tuple(p.frames for p in r.plan), r.height, r.width, r.steps, r.sampler, r.cfg,
+            r.strength if r.mode == "edit" else None, r.dit)
+
+
 # --- 2-8. the pipeline ---------------------------------------------------------------------------------
 
 class Pipeline:
@@ -730,13 +741,16 @@ class Pipeline:
     """
 
     def __init__(self, model="default", device="cpu", *, dit=None, vae=None, text=None, info=None):
+        self.folder = None    # where a preset's other DiT is found; none when the components are given
         if dit is None or vae is None:
+            self.folder = resolve(model)
             loaded_dit, loaded_vae, loaded_info = load_model(model, device)
             dit = loaded_dit if dit is None else dit
             vae = loaded_vae if vae is None else vae
             info = loaded_info if info is None else info
         self.dit, self.vae, self.info = dit, vae, info or ModelInfo()
         self.device = next(dit.parameters()).device
+        self._dits = {"dit": dit}
         self.text = text if text is not None else load_text_encoder(self.info.text_encoder, self.device)
         # a mismatch would otherwise surface as a shape error deep inside the first forward pass
         text_dim, expected = getattr(self.text, "dim", None), getattr(getattr(dit, "cfg", None), "text_dim", None)
@@ -745,8 +759,19 @@ class Pipeline:
                                  f"this transformer (this one gives {text_dim})")
 
     def validate(self, prompt="", **fields) -> Request:
-        """validate_request() with this model's defaults and limits."""
-        return validate_request(prompt, info=self.info, **fields)
+        """validate_request() with this model's defaults and limits (and the DiT it names loaded)."""
+        request = validate_request(prompt, info=self.info, **fields)
+        self.dit_named(request.dit)
+        return request
+
+    def dit_named(self, name: str):
+        """The DiT in the model folder's `name` subfolder ("dit": the model's own), loaded once."""
+        if name not in self._dits:
+            if self.folder is None or not (self.folder / name / "dit.json").is_file():
+                raise InvalidRequest("preset", name, "a preset whose DiT is in the model folder "
+                                     f"({self.folder or 'none: this pipeline was given its components'})")
+            self._dits[name] = DiT.load(self.folder / name, device=self.device)
+        return self._dits[name]
 
     @torch.inference_mode()
     def generate(self, requests: Request | list[Request], on_step=None) -> list[Result]:
@@ -766,9 +791,7 @@ class Pipeline:
         # 2. group requests whose passes have one shape; each group runs as one batch, pass after pass
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
-            key = (tuple(p.frames for p in r.plan), r.height, r.width, r.steps, r.sampler, r.cfg,
-                   r.strength if r.mode == "edit" else None)
-            groups.setdefault(key, []).append(i)
+            groups.setdefault(batch_key(r), []).append(i)
         total = sum(len(_times(requests[idx[0]], p.frames)) - 1 for idx in groups.values()
                     for p in requests[idx[0]].plan)
         done = 0
@@ -800,7 +823,7 @@ class Pipeline:
         """One sampler pass over clips of one shape -> uint8 (frames, H, W, 3) each, the shared seconds
         (text, sampling, total) and each clip's decoding seconds."""
         first, r = clips[0], clips[0].request
-        guided = r.cfg != 1
+        guided, dit = r.cfg != 1, self.dit_named(r.dit)
         start = time.perf_counter()
 
         # 3. text: conditional prompts, then (with guidance) the negative prompts, "" when none
@@ -830,7 +853,7 @@ class Pipeline:
 
         def velocity_of(x, t, cond=cond):   # (B', C, T, H, W), (B',) -> (B', C, T, H, W) in fp32
             with autocast:
-                return self.dit(x, t, text.tokens, text.mask, text.pooled, cond).float()
+                return dit(x, t, text.tokens, text.mask, text.pooled, cond).float()
 
         def velocity_pair(x, t):   # conditional and unconditional halves in one forward pass of batch 2B
             both = None if cond is None else torch.cat([cond, cond])

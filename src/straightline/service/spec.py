@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 
 from ..errors import InvalidRequest, MediaError
-from ..pipeline import MAX_SEED, Request, describe, validate_request
+from ..pipeline import MAX_SEED, Request, batch_key, describe, validate_request
 
 MODES = ("generate", "image", "extend", "connect", "loop", "edit")
 # where input_reference / end_reference go, by mode
@@ -123,9 +123,8 @@ def summarize(r: Request) -> dict:
 
 
 def shape_of(r: Request) -> str:
-    """The key Pipeline.generate groups a batch by: requests with one key run as one batch."""
-    return json.dumps([[p.frames for p in r.plan], r.height, r.width, r.steps, r.sampler, r.cfg,
-                       r.strength if r.mode == "edit" else None])
+    """The key Pipeline.generate groups a batch by (pipeline.batch_key): one key, one batch."""
+    return json.dumps(batch_key(r))
 
 
 def to_api(fields: dict) -> tuple[dict, dict]:
