@@ -33,8 +33,8 @@ def speed(vae, device):
     rows = []
     for side in (256, 512):
         x = torch.rand(1, 3, 17, side, side, device=device) * 2 - 1
-        for name, fn in (("encode", lambda: vae.encode(x)), ("decode", lambda: vae.decode(z))):
-            z = vae.encode(x) if name == "decode" else None
+        z = vae.encode(x)
+        for name, fn in (("encode", lambda x=x: vae.encode(x)), ("decode", lambda z=z: vae.decode(z))):
             best = float("inf")
             for _ in range(2):
                 if device == "cuda":
@@ -99,7 +99,7 @@ def main():
         rows = report["memory"] = []
         for mode in ("chunked", "whole"):
             out = subprocess.run([sys.executable, __file__, "--model", args.model, "--_memory-child", mode],
-                                 capture_output=True, text=True)
+                                 check=False, capture_output=True, text=True)
             rows.append(json.loads(out.stdout) if out.returncode == 0 else {"chunked": mode == "chunked", "error": out.stderr[-300:]})
         print("\n| decode 81 frames 512² | seconds | peak RSS GB |\n|---|---|---|")
         for r in rows:
