@@ -47,6 +47,7 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pipe(model_dir):
+    """A pipeline on `model_dir`: the test module's own when it defines one, else the service tests'."""
     from straightline.pipeline import Pipeline
     return Pipeline(model_dir)
 

@@ -13,7 +13,6 @@ from straightline.metrics import psnr
 from straightline.model import ModelInfo
 from straightline.pipeline import (
     Pass,
-    Pipeline,
     fade_in_errors,
     keep_known_on_path,
     known_latent_frames,
@@ -38,11 +37,6 @@ INFO = {"max_tokens": 1024, "fps": 4, "seconds": 4, "steps": 2, "cfg": 3}
 def model_dir(tmp_path_factory):
     """A tiny model folder, the DiT nudged off its zero init (else its velocity is exactly 0)."""
     return tiny_model_folder(tmp_path_factory.mktemp("model"), INFO)
-
-
-@pytest.fixture(scope="module")
-def pipe(model_dir):
-    return Pipeline(model_dir)
 
 
 def moving_square(frames: int, width: int = 32, height: int = 32, color=(220, 40, 40)) -> torch.Tensor:

@@ -22,11 +22,6 @@ def model_dir(tmp_path_factory):
                              {"max_tokens": 1024})
 
 
-@pytest.fixture(scope="module")
-def pipe(model_dir):
-    return Pipeline(model_dir)
-
-
 def request(pipe, prompt="a red ball bouncing", **fields):
     fields = {"size": "64x32", "frames": 5, "steps": 3, "seed": 0, **fields}
     return pipe.validate(prompt, **fields)
