@@ -1,12 +1,14 @@
 """Video autoencoder: reconstruction quality and speed.
 
-    python benchmarks/bench_vae.py [--model default] [--quality] [--speed] [--memory] [--json out.json]
+    python benchmarks/bench_vae.py [--model default] [--quality] [--through] [--speed] [--memory] [--json out.json]
 
 quality: PSNR/SSIM per clip on held-out ToyWorld clips (fresh seeds, never drawn in training, at 16:9, 9:16
          and 1:1) and on the real clips in ../shared/media at their native aspect ratio (short side 256, or native
          when smaller); and the temporal error: mean |change between frames of the reconstruction - the same
          change in the clip| in grey levels (flicker; eval/vae_quality.py).
 speed:   encode and decode frames/s at 256² and 512², 17 frames, on CPU (and CUDA when available).
+through: ToyWorld perception of the adherence benchmark's scenes, rendered and after a round trip through
+         the VAE: the ceiling of a generator's adherence with this VAE (eval/vae_quality.through).
 memory:  peak resident memory of decoding a 10-second 512² clip (8 fps, 81 frames) in chunks vs whole,
          each in a fresh process.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 import torch
 
 from straightline.eval.vae_quality import quality as eval_vae_quality
+from straightline.eval.vae_quality import through
 from straightline.vae import VideoVAE
 
 
@@ -64,6 +67,8 @@ def main():
     ap.add_argument("--quality", action="store_true")
     ap.add_argument("--speed", action="store_true")
     ap.add_argument("--memory", action="store_true")
+    ap.add_argument("--through", action="store_true", help="adherence of renders vs their VAE round trips")
+    ap.add_argument("--n-through", type=int, default=50, help="scenes per split for --through")
     ap.add_argument("--n-toy", type=int, default=12)
     ap.add_argument("--json")
     ap.add_argument("--_memory-child", choices=["chunked", "whole"], help=argparse.SUPPRESS)
@@ -71,8 +76,8 @@ def main():
     if args._memory_child:
         print(json.dumps(decode_peak_memory(args.model, args._memory_child == "chunked")))
         return
-    if not (args.quality or args.speed or args.memory):
-        args.quality = args.speed = args.memory = True
+    if not (args.quality or args.speed or args.memory or args.through):
+        args.quality = args.speed = args.memory = args.through = True
     device = "cuda" if torch.cuda.is_available() else "cpu"
     vae = VideoVAE.load(args.model, device=device)
     print(f"model {args.model}: {sum(p.numel() for p in vae.parameters()) / 1e6:.2f}M parameters; torch "
@@ -90,6 +95,15 @@ def main():
                 mean = lambda key, sel=sel: sum(r[key] for r in sel) / len(sel)
                 print(f"| **{s} mean** | {len(sel)} clips | | | **{mean('psnr'):.2f}** | **{mean('ssim'):.4f}** "
                       f"| **{mean('temporal'):.3f}** |")
+    if args.through:
+        rows = report["through"] = through(vae, args.n_through, device=device)
+        attributes = ("color", "shape", "motion", "direction", "count", "background")
+        print(f"\n| source | split | {' | '.join(attributes)} |\n|---|---|" + "---|" * len(attributes))
+        for source in ("render", "vae"):
+            for split in ("train", "heldout"):
+                cell = {r["attribute"]: r for r in rows if r["source"] == source and r["split"] == split}
+                print(f"| {source} | {split} | " + " | ".join(
+                    f"{100 * cell[a]['accuracy']:.1f}% (n={cell[a]['n']})" if a in cell else "-" for a in attributes) + " |")
     if args.speed:
         rows = report["speed"] = speed(vae, device)
         print("\n| device | op | size | frames | frames/s |\n|---|---|---|---|---|")

@@ -19,7 +19,7 @@ from straightline.eval.distance import frechet
 from straightline.eval.reference import WorldPipeline
 from straightline.eval.report import SUITES, Suite
 from straightline.eval.sanity import sanity
-from straightline.eval.vae_quality import temporal_error
+from straightline.eval.vae_quality import temporal_error, through
 
 SHIPPED_CLASSIFIER = (CLASSIFIER / "classifier.safetensors").is_file()
 
@@ -164,3 +164,22 @@ def test_the_vae_temporal_error_sees_flicker_not_a_steady_error():
     assert temporal_error(clip, clip) == 0 and temporal_error(steady, clip) == 0
     assert temporal_error(flicker, clip) == pytest.approx(20)
     assert temporal_error(flicker[:1], clip[:1]) == 0                        # an image
+
+
+class _Identity:
+    """Stands in for a VAE that loses nothing (encode and decode the identity)."""
+    encode = decode = staticmethod(lambda x: x)
+
+
+class _Blank(_Identity):
+    decode = staticmethod(lambda z: torch.zeros_like(z))                    # grey frames: no objects left
+
+
+def test_through_the_vae_scores_renders_and_what_the_vae_returns():
+    rows = {(r["source"], r["split"], r["attribute"]): r for r in through(_Identity(), n=2, resolution=96)}
+    for split in ("train", "heldout"):
+        for attribute in ("color", "shape", "count"):
+            assert rows["render", split, attribute]["accuracy"] == 1.0
+            assert rows["vae", split, attribute]["accuracy"] == 1.0          # nothing lost, nothing to lose
+    blank = {(r["source"], r["split"], r["attribute"]): r for r in through(_Blank(), n=2, resolution=96)}
+    assert blank["render", "train", "color"]["accuracy"] == 1.0 and blank["vae", "train", "color"]["accuracy"] == 0

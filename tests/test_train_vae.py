@@ -14,6 +14,7 @@ from straightline.train_vae import (
     VAETrainConfig,
     edge_l1,
     make_batch,
+    motion_l1,
     temporal_l1,
     texture_clip,
     train,
@@ -99,3 +100,15 @@ def test_temporal_loss_sees_flicker_that_per_frame_losses_weigh_alike():
     assert (offset - video).abs().mean() == pytest.approx(float((flicker - video).abs().mean()))
     assert temporal_l1(offset, video) < 1e-6 and temporal_l1(flicker, video) == pytest.approx(0.2)
     assert temporal_l1(video[:, :, :1] + 1, video[:, :, :1]) == 0             # an image has no changes
+
+
+def test_motion_loss_weighs_a_moving_object_that_whole_frame_l1_barely_sees():
+    video = torch.zeros(1, 3, 5, 32, 32)
+    for t in range(5):
+        video[:, :, t, 4:8, 4 + 4 * t:8 + 4 * t] = 1.0                        # a 4-pixel square moving right
+    stuck = video[:, :, :1].expand_as(video).clone()                          # left where the first frame had it
+    assert (stuck - video).abs().mean() < 0.03                               # a 2% error in the whole-frame mean
+    assert motion_l1(stuck, video) > 10 * (stuck - video).abs().mean()       # here it is most of the loss
+    assert motion_l1(video, video) == 0
+    assert motion_l1(stuck[:, :, :1], video[:, :, :1]) == 0                  # an image has no motion
+    assert motion_l1(torch.zeros(1, 3, 3, 8, 8), torch.zeros(1, 3, 3, 8, 8)) == 0   # nor a still clip

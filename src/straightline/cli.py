@@ -158,9 +158,12 @@ def cmd_vae_decode(args) -> None:
 
 def cmd_vae_train(args) -> None:
     from .train_vae import VAETrainConfig, train
-    fields = ("preset", "steps", "lr", "pixel_budget", "kl_weight", "edge_weight", "temporal_weight", "gan_weight",
-              "seed", "init", "decoder_only")
-    cfg = VAETrainConfig(**{f: getattr(args, f) for f in fields if getattr(args, f) is not None})
+    fields = ("preset", "steps", "lr", "pixel_budget", "crop", "fps", "kl_weight", "edge_weight", "temporal_weight",
+              "motion_weight", "gan_weight", "seed", "init", "decoder_only")
+    values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
+    if args.durations:
+        values["durations"] = tuple(args.durations)
+    cfg = VAETrainConfig(**values)
     metrics = train(cfg, args.out, folder=args.folder, device=args.device, time_limit=args.time_limit,
                     workers=args.workers)
     print(json.dumps(metrics))
@@ -658,6 +661,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--edge-weight", type=float, help="weight of the L1 on spatial gradients")
     tr.add_argument("--temporal-weight", type=float, help="weight of the L1 on frame-to-frame changes (against "
                     "flicker; default 0)")
+    tr.add_argument("--motion-weight", type=float, help="weight of the L1 over pixels that move (keeps moving "
+                    "objects where they are; default 0)")
+    tr.add_argument("--fps", type=float, help="frame rate of training clips (default 24; the DiT trains at 12)")
+    tr.add_argument("--durations", type=float, nargs="+", help="clip lengths in seconds, 0 for images "
+                    "(default 0 0.35: images and 9-frame clips at 24 fps)")
+    tr.add_argument("--crop", type=int, help="side of the square window cut from each clip (default 64)")
     tr.add_argument("--gan-weight", type=float, help="> 0 adds a patch discriminator")
     tr.add_argument("--folder", help="also train on the videos in this folder")
     tr.add_argument("--init", help="start from this VAE folder ('default': the shipped VAE)")

@@ -46,6 +46,8 @@ class VAETrainConfig:
     fps: float = 24.0
     edge_weight: float = 1.0                 # L1 on spatial gradients keeps edges crisp
     temporal_weight: float = 0.0             # L1 on frame-to-frame changes: no flicker a video does not have
+    motion_weight: float = 0.0               # L1 over the pixels that move: small moving objects, not the
+                                             # background that fills most of the frame, are what must follow
     kl_weight: float = 1e-6
     gan_weight: float = 0.0                  # > 0 adds a 3D patch discriminator (hinge loss)
     gan_start: int = 5_000
@@ -164,6 +166,22 @@ def temporal_l1(pred, target):
     return (dt(pred) - dt(target)).abs().mean()
 
 
+MOVED = 4 / 127.5   # a pixel moved when a channel changed by more than 4 grey levels since the frame before
+
+
+def motion_l1(pred, target):
+    """Mean L1 over the pixels that move in the target (B, C, T, H, W): changed since the frame before, grown
+    by one pixel so edges count. A moving object is a few hundred of a frame's pixels, so in the whole-frame
+    mean its error is noise; an encoder can leave it where it was in the first frame and lose little. Here
+    the moving pixels are the whole mean. 0 for images and still clips."""
+    if target.shape[2] < 2:
+        return pred.new_zeros(())
+    moved = (target[:, :, 1:] - target[:, :, :-1]).abs().amax(dim=1, keepdim=True) > MOVED
+    moved = F.max_pool3d(moved.float(), (1, 3, 3), stride=1, padding=(0, 1, 1))
+    error = (pred[:, :, 1:] - target[:, :, 1:]).abs() * moved
+    return error.sum() / (moved.sum() * pred.shape[1]).clamp(min=1)
+
+
 def edge_l1(pred, target):
     """L1 between spatial finite differences: penalises blurred edges more than plain L1 does."""
     dx = lambda v: v[..., :, 1:] - v[..., :, :-1]
@@ -278,8 +296,9 @@ def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: fl
             recon, mean, logvar = vae(video, sample=not cfg.decoder_only)
         recon = recon.float()
         l1, edge, kl = (recon - video).abs().mean(), edge_l1(recon, video), kl_divergence(mean.float(), logvar.float())
-        temporal = temporal_l1(recon, video)
-        loss = l1 + cfg.edge_weight * edge + cfg.temporal_weight * temporal + cfg.kl_weight * kl
+        temporal, motion = temporal_l1(recon, video), motion_l1(recon, video)
+        loss = (l1 + cfg.edge_weight * edge + cfg.temporal_weight * temporal + cfg.motion_weight * motion
+                + cfg.kl_weight * kl)
         use_gan = disc is not None and step >= cfg.gan_start
         if use_gan:
             with autocast:
@@ -302,7 +321,7 @@ def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: fl
         bar.update(1)
         if step % log_every == 0 or step == cfg.steps:
             metrics = {"step": step, "loss": loss.item(), "l1": l1.item(), "edge": edge.item(),
-                       "temporal": temporal.item(), "kl": kl.item(),
+                       "temporal": temporal.item(), "motion": motion.item(), "kl": kl.item(),
                        "psnr": psnr(recon.detach().clamp(-1, 1), video, peak=2.0), "grad_norm": grad_norm.item(),
                        "shape": list(video.shape), "elapsed_s": round(time.time() - start, 1)}
             if folder is not None and not workers:

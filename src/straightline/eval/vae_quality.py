@@ -2,6 +2,7 @@
 and its temporal error (flicker).
 
     rows = quality(vae, n_toy=12)        # one row per clip: set, clip, size, frames, psnr, ssim, temporal
+    rows = through(vae, n=50)            # adherence rows of ToyWorld's own renders, as they are and round-tripped
 
 `temporal`: the mean absolute difference (0-255) between the reconstruction's frame-to-frame changes and the
 clip's own: 0 when every change is reproduced, however blurred the frames; flicker and lost motion raise it.
@@ -34,6 +35,27 @@ def temporal_error(rec, clip) -> float:
         return 0.0
     change = lambda v: v[1:].float() - v[:-1].float()
     return float((change(rec) - change(clip)).abs().mean())
+
+
+def through(vae, n: int = 50, *, device="cpu", resolution: int = 128, seconds: float = 1.0, fps: float = 12,
+            aspect: str = "16:9") -> list[dict]:
+    """What a generator can show through this VAE: the adherence benchmark's cases (eval/adherence.py, both
+    splits, n each, the sizes and rate of its default run), each scene rendered and scored by perception as
+    it is ("render") and after encode → decode ("vae"). A diffusion model makes latents, so the "vae" rows
+    bound its adherence; the gap to "render" is what the VAE loses (moving objects left behind, blurred
+    shapes).
+
+    Returns accuracy_table rows with a "source" key ("render" or "vae")."""
+    from ..pipeline import validate_request     # the request's own size and frame count for these settings
+    from .adherence import accuracy_table, prompt_set, score, split_of
+    scored = {"render": [], "vae": []}
+    for split in ("train", "heldout"):
+        for prompt, scene in prompt_set(n, split, aspect=aspect, seconds=seconds):
+            r = validate_request(prompt, aspect=aspect, resolution=resolution, seconds=seconds, fps=fps)
+            clip = render(scene, r.width, r.height, fps=fps, num_frames=r.frames).frames
+            scored["render"].append((split_of(scene), score(clip, fps, scene)))
+            scored["vae"].append((split_of(scene), score(reconstruct(vae, clip, device), fps, scene)))
+    return [{"source": source, **row} for source, rows in scored.items() for row in accuracy_table(rows)]
 
 
 def toyworld_rows(vae, n: int, *, device="cpu", short: int = 144, frames: int = 33, fps: float = 24) -> list[dict]:
