@@ -46,8 +46,12 @@ def through(vae, n: int = 50, *, device="cpu", resolution: int = 128, seconds: f
     shapes).
 
     Returns accuracy_table rows with a "source" key ("render" or "vae")."""
-    from ..pipeline import validate_request     # the request's own size and frame count for these settings
+    # imported here: the quality rows need neither
+    from ..pipeline import (
+        validate_request,  # the request's own size and frame count for these settings
+    )
     from .adherence import accuracy_table, prompt_set, score, split_of
+
     scored = {"render": [], "vae": []}
     for split in ("train", "heldout"):
         for prompt, scene in prompt_set(n, split, aspect=aspect, seconds=seconds):
