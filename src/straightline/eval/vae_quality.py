@@ -46,10 +46,8 @@ def through(vae, n: int = 50, *, device="cpu", resolution: int = 128, seconds: f
     shapes).
 
     Returns accuracy_table rows with a "source" key ("render" or "vae")."""
-    # imported here: the quality rows need neither
-    from ..pipeline import (
-        validate_request,  # the request's own size and frame count for these settings
-    )
+    # imported here: the quality rows need neither. validate_request gives the clip size and frame count
+    from ..pipeline import validate_request
     from .adherence import accuracy_table, prompt_set, score, split_of
 
     scored = {"render": [], "vae": []}
