@@ -100,6 +100,10 @@ def test_temporal_loss_sees_flicker_that_per_frame_losses_weigh_alike():
     assert (offset - video).abs().mean() == pytest.approx(float((flicker - video).abs().mean()))
     assert temporal_l1(offset, video) < 1e-6 and temporal_l1(flicker, video) == pytest.approx(0.2)
     assert temporal_l1(video[:, :, :1] + 1, video[:, :, :1]) == 0             # an image has no changes
+    jump = video.clone()
+    jump[:, :, 5:] += 0.4                          # a jump from frame 4 to 5: across a latent-frame boundary
+    assert temporal_l1(jump, video, every=4) == pytest.approx(0.4 / 2)       # one of the two boundary steps
+    assert temporal_l1(jump, video, every=4) > 3 * temporal_l1(jump, video)  # the whole mean dilutes it 8 ways
 
 
 def test_motion_loss_weighs_a_moving_object_that_whole_frame_l1_barely_sees():

@@ -159,7 +159,7 @@ def cmd_vae_decode(args) -> None:
 def cmd_vae_train(args) -> None:
     from .train_vae import VAETrainConfig, train
     fields = ("preset", "steps", "lr", "pixel_budget", "crop", "fps", "kl_weight", "edge_weight", "temporal_weight",
-              "motion_weight", "gan_weight", "seed", "init", "decoder_only")
+              "boundary_weight", "motion_weight", "gan_weight", "seed", "init", "decoder_only")
     values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     if args.durations:
         values["durations"] = tuple(args.durations)
@@ -661,6 +661,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--edge-weight", type=float, help="weight of the L1 on spatial gradients")
     tr.add_argument("--temporal-weight", type=float, help="weight of the L1 on frame-to-frame changes (against "
                     "flicker; default 0)")
+    tr.add_argument("--boundary-weight", type=float, help="weight of the L1 on the changes across latent-frame "
+                    "boundaries, where a decoder's frames jump (default 0)")
     tr.add_argument("--motion-weight", type=float, help="weight of the L1 over pixels that move (keeps moving "
                     "objects where they are; default 0)")
     tr.add_argument("--fps", type=float, help="frame rate of training clips (default 24; the DiT trains at 12)")

@@ -46,6 +46,8 @@ class VAETrainConfig:
     fps: float = 24.0
     edge_weight: float = 1.0                 # L1 on spatial gradients keeps edges crisp
     temporal_weight: float = 0.0             # L1 on frame-to-frame changes: no flicker a video does not have
+    boundary_weight: float = 0.0             # L1 on the changes across latent-frame boundaries, where a causal
+                                             # decoder's frames jump (and where every prompting seam falls)
     motion_weight: float = 0.0               # L1 over the pixels that move: small moving objects, not the
                                              # background that fills most of the frame, are what must follow
     kl_weight: float = 1e-6
@@ -157,12 +159,13 @@ class FolderClips:
 
 # --- losses ----------------------------------------------------------------------------------------------
 
-def temporal_l1(pred, target):
+def temporal_l1(pred, target, every: int = 1):
     """L1 between frame-to-frame changes (B, C, T, H, W): penalises flicker and motion that is not in the
-    target, which a per-frame loss leaves free; 0 for images."""
+    target, which a per-frame loss leaves free; 0 for images. every=k: only the changes from frame jk to
+    jk + 1 (with k the VAE's temporal factor, the steps across latent-frame boundaries)."""
     if pred.shape[2] < 2:
         return pred.new_zeros(())
-    dt = lambda v: v[:, :, 1:] - v[:, :, :-1]
+    dt = lambda v: (v[:, :, 1:] - v[:, :, :-1])[:, :, ::every]
     return (dt(pred) - dt(target)).abs().mean()
 
 
@@ -297,8 +300,9 @@ def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: fl
         recon = recon.float()
         l1, edge, kl = (recon - video).abs().mean(), edge_l1(recon, video), kl_divergence(mean.float(), logvar.float())
         temporal, motion = temporal_l1(recon, video), motion_l1(recon, video)
+        boundary = temporal_l1(recon, video, every=vae.cfg.temporal_factor)
         loss = (l1 + cfg.edge_weight * edge + cfg.temporal_weight * temporal + cfg.motion_weight * motion
-                + cfg.kl_weight * kl)
+                + cfg.boundary_weight * boundary + cfg.kl_weight * kl)
         use_gan = disc is not None and step >= cfg.gan_start
         if use_gan:
             with autocast:
@@ -321,7 +325,7 @@ def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: fl
         bar.update(1)
         if step % log_every == 0 or step == cfg.steps:
             metrics = {"step": step, "loss": loss.item(), "l1": l1.item(), "edge": edge.item(),
-                       "temporal": temporal.item(), "motion": motion.item(), "kl": kl.item(),
+                       "temporal": temporal.item(), "motion": motion.item(), "boundary": boundary.item(), "kl": kl.item(),
                        "psnr": psnr(recon.detach().clamp(-1, 1), video, peak=2.0), "grad_norm": grad_norm.item(),
                        "shape": list(video.shape), "elapsed_s": round(time.time() - start, 1)}
             if folder is not None and not workers:
