@@ -9,12 +9,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from straightline.cli import main
 from straightline.data import Bucket
 from straightline.train_vae import (
     VAETrainConfig,
     edge_l1,
     make_batch,
     motion_l1,
+    run_config,
     temporal_l1,
     texture_clip,
     train,
@@ -35,6 +37,16 @@ def test_resume_is_exact(tmp_path):
     vae = VideoVAE.load(tmp_path / "straight")  # the shipped artefact: EMA weights + config
     assert vae.cfg.base_channels == 8
     assert (tmp_path / "straight" / "log.jsonl").read_text().count("\n") == 4
+    assert run_config(tmp_path / "straight") == TINY and run_config(tmp_path / "none") == VAETrainConfig()
+
+
+def test_vae_stats_measures_on_the_runs_own_buckets(tmp_path, capsys):
+    run = VAETrainConfig(**{**TINY.__dict__, "steps": 1, "fps": 12.0, "durations": (0.0, 0.34)})
+    train(run, tmp_path, progress=False)
+    before = VideoVAE.load(tmp_path).latent_std.clone()
+    assert main(["vae", "stats", str(tmp_path), "--batches", "2"]) in (0, None)
+    assert "[32] px, [0.0, 0.34] s at 12 fps (the run's train_state.json)" in capsys.readouterr().out
+    assert not torch.equal(VideoVAE.load(tmp_path).latent_std, before)
 
 
 def test_batches_depend_only_on_seed_and_step():

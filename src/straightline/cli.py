@@ -170,10 +170,14 @@ def cmd_vae_train(args) -> None:
 
 
 def cmd_vae_stats(args) -> None:
-    from .train_vae import VAETrainConfig, record_latent_stats
+    from .train_vae import record_latent_stats, run_config
     from .vae import VideoVAE
     vae = VideoVAE.load(args.model)
-    record_latent_stats(vae, VAETrainConfig(), batches=args.batches)
+    cfg = run_config(args.model)
+    source = "the run's train_state.json" if (Path(args.model) / "train_state.json").is_file() else "defaults"
+    print(f"measuring on {args.batches} batches of {list(cfg.resolutions)} px, {list(cfg.durations)} s at "
+          f"{cfg.fps:g} fps ({source})")
+    record_latent_stats(vae, cfg, batches=args.batches)
     vae.save(args.model)
     print(f"latent mean {[round(v, 3) for v in vae.latent_mean.tolist()]}")
     print(f"latent std  {[round(v, 3) for v in vae.latent_std.tolist()]}")
@@ -642,7 +646,9 @@ def build_parser() -> argparse.ArgumentParser:
     st = vsub.add_parser("stats", help="measure per-channel latent mean/std and store them in a checkpoint",
                          description="Encode fresh ToyWorld and texture batches and store the per-channel latent "
                          "mean and std in the checkpoint, so encode() returns unit-variance latents. Training runs "
-                         "this when it reaches --steps; run it yourself after a run stopped by --time-limit.")
+                         "this when it reaches --steps; run it yourself after a run stopped by --time-limit. A run's folder "
+                         "is measured on the run's own sizes, durations and fps (its train_state.json); any other "
+                         "checkpoint on the training defaults.")
     st.add_argument("model", help="a checkpoint folder (vae.json + vae.safetensors), updated in place")
     st.add_argument("--batches", type=int, default=32)
     st.set_defaults(func=cmd_vae_stats)

@@ -248,6 +248,16 @@ def load_state(out: Path, vae, ema, opt, disc=None, disc_opt=None) -> int:
     return json.loads((out / "train_state.json").read_text())["step"]
 
 
+def run_config(folder) -> VAETrainConfig:
+    """The config of the training run in `folder` (its train_state.json), or the defaults where there is none
+    (a shipped checkpoint): the buckets the latent statistics are measured on."""
+    state = Path(folder) / "train_state.json"
+    if not state.is_file():
+        return VAETrainConfig()
+    saved = json.loads(state.read_text())["config"]
+    return VAETrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
+
+
 def record_latent_stats(vae: VideoVAE, cfg: VAETrainConfig, batches: int = 32) -> None:
     """Store per-channel latent mean/std (measured on fresh batches) in the model, so `encode` gives the
     diffusion model unit-variance latents."""
