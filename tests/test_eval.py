@@ -7,6 +7,7 @@ given frames (OOD ground truth), the report and the CLI end to end (reference vs
 Clips are small (short side 96, 12 fps, 1-2 s) and counts tiny."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -164,6 +165,15 @@ def test_the_vae_temporal_error_sees_flicker_not_a_steady_error():
     assert temporal_error(clip, clip) == 0 and temporal_error(steady, clip) == 0
     assert temporal_error(flicker, clip) == pytest.approx(20)
     assert temporal_error(flicker[:1], clip[:1]) == 0                        # an image
+
+
+def test_stutter_sees_a_clip_that_holds_each_latent_frame_and_jumps():
+    from straightline.eval.consistency import stutter
+    even = torch.arange(17, dtype=torch.uint8).mul(6).view(17, 1, 1, 1).expand(17, 8, 8, 3)   # steady motion
+    held = torch.cat([even[:1], even[1:].view(4, 4, 8, 8, 3)[:, :1].expand(4, 4, 8, 8, 3).reshape(16, 8, 8, 3)])
+    assert stutter(even) == pytest.approx(0.25)
+    assert stutter(held) == pytest.approx(1.0)       # every latent frame one picture: all change in one step
+    assert math.isnan(stutter(even[:3])) and math.isnan(stutter(torch.zeros(9, 8, 8, 3, dtype=torch.uint8)))
 
 
 class _Identity:

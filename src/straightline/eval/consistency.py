@@ -7,6 +7,9 @@ Per clip:
     flicker           mean absolute change between consecutive frames (0-255, averaged over RGB) of the pixels
                       outside every perceived object's box (dilated by 3 px): the background of a static camera
                       should not change at all
+    stutter           the share of the whole-frame change that falls on the largest step of each latent frame's 4
+                      steps (frames 4j-3..4j, as the causal VAE codes them): 0.25 when change is even, 1 when each
+                      latent frame holds still and then jumps; ToyWorld's renders score about 0.3
     teleports         a track moving faster than MAX_SPEED short sides per second between two sightings (the
                       fastest thing in ToyWorld, a ball dropped from the top of a 9:16 view, reaches ~3), so
                       at 12 fps a jump under ~0.27 short sides per frame cannot be told from motion
@@ -104,6 +107,16 @@ def _permanence(tracks, scene, T, fps) -> list[bool]:
     return out
 
 
+def stutter(frames) -> float:
+    """Share of the change between consecutive frames that falls on the largest of each latent frame's 4
+    steps (module docstring); nan for a clip under 5 frames or one that does not change."""
+    frames = torch.as_tensor(frames)
+    steps = (frames[1:].float() - frames[:-1].float()).abs().mean(dim=(1, 2, 3))
+    groups = steps[:len(steps) // 4 * 4].view(-1, 4)
+    total = float(groups.sum())
+    return float(groups.max(dim=1).values.sum()) / total if len(groups) and total > 1e-3 else float("nan")
+
+
 def clip_consistency(frames, fps: float, scene=None) -> dict:
     """Consistency measurements of one clip (module docstring); `scene` adds permanence."""
     frames = torch.as_tensor(frames)
@@ -130,8 +143,8 @@ def clip_consistency(frames, fps: float, scene=None) -> dict:
             if j != k and 0 < t_on - t_off <= SWITCH_FRAMES and float(
                     (tracks[k].center[t_off] - tracks[j].center[t_on]).norm()) / short < SWITCH_DISTANCE:
                 switches += 1
-    return {"tracks": len(tracks), "flicker": _flicker(frames, tracks), "teleports": teleports,
-            "from nowhere": spawns, "vanished": vanishes, "identity switches": switches,
+    return {"tracks": len(tracks), "flicker": _flicker(frames, tracks), "stutter": stutter(frames),
+            "teleports": teleports, "from nowhere": spawns, "vanished": vanishes, "identity switches": switches,
             "shape stability": [float(t.confidence["shape"]) for t in tracks],
             "size jitter": [_size_jitter(t, fps) for t in tracks],
             "permanence": _permanence(tracks, scene, T, fps) if scene is not None else []}
@@ -162,6 +175,7 @@ def summarize(records: list[dict]) -> list[dict]:
         rows.append({"metric": metric, "better": better, **summary})
     n = len(records)
     add("flicker", stats.mean([r["flicker"] for r in records]), "lower")
+    add("stutter", stats.mean([r["stutter"] for r in records]), "lower")
     for metric, name in (("teleports", "teleports"), ("from nowhere", "objects from nowhere"),
                          ("vanished", "vanishing objects"), ("identity switches", "identity switches")):
         add(f"clips without {name}", stats.rate(sum(r[metric] == 0 for r in records), n), "higher")
