@@ -13,6 +13,7 @@ from straightline.cli import main
 from straightline.data import Bucket
 from straightline.train_vae import (
     VAETrainConfig,
+    change_profile_l1,
     edge_l1,
     make_batch,
     motion_l1,
@@ -128,3 +129,16 @@ def test_motion_loss_weighs_a_moving_object_that_whole_frame_l1_barely_sees():
     assert motion_l1(video, video) == 0
     assert motion_l1(stuck[:, :, :1], video[:, :, :1]) == 0                  # an image has no motion
     assert motion_l1(torch.zeros(1, 3, 3, 8, 8), torch.zeros(1, 3, 3, 8, 8)) == 0   # nor a still clip
+
+
+def test_change_profile_loss_tells_a_held_then_jumped_latent_frame_from_a_steady_lag():
+    video = torch.zeros(1, 3, 9, 32, 32)
+    for t in range(9):
+        video[:, :, t, 4:8, 2 * t:4 + 2 * t] = 1.0                            # a square moving 2 px a frame
+    held = video.clone()
+    held[:, :, 1:5] = video[:, :, 1:2]                 # each latent frame (frames 1-4, 5-8) shows its first picture
+    held[:, :, 5:9] = video[:, :, 5:6]
+    lagged = torch.cat([video[:, :, :1], video[:, :, :-1]], dim=2)             # smooth motion, one frame late
+    assert motion_l1(lagged, video) >= motion_l1(held, video)                 # per-frame losses rank them alike
+    assert change_profile_l1(held, video) > 5 * change_profile_l1(lagged, video)
+    assert change_profile_l1(video, video) == 0 and change_profile_l1(held[:, :, :1], video[:, :, :1]) == 0

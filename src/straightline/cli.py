@@ -159,7 +159,7 @@ def cmd_vae_decode(args) -> None:
 def cmd_vae_train(args) -> None:
     from .train_vae import VAETrainConfig, train
     fields = ("preset", "steps", "lr", "pixel_budget", "crop", "fps", "kl_weight", "edge_weight", "temporal_weight",
-              "boundary_weight", "motion_weight", "gan_weight", "seed", "init", "decoder_only")
+              "boundary_weight", "motion_weight", "profile_weight", "gan_weight", "seed", "init", "decoder_only")
     values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     if args.durations:
         values["durations"] = tuple(args.durations)
@@ -671,6 +671,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "boundaries, where a decoder's frames jump (default 0)")
     tr.add_argument("--motion-weight", type=float, help="weight of the L1 over pixels that move (keeps moving "
                     "objects where they are; default 0)")
+    tr.add_argument("--profile-weight", type=float, help="weight of the L1 between how much each frame changes "
+                    "in the clip and in the reconstruction (against a latent frame held, then jumped; default 0)")
     tr.add_argument("--fps", type=float, help="frame rate of training clips (default 24; the DiT trains at 12)")
     tr.add_argument("--durations", type=float, nargs="+", help="clip lengths in seconds, 0 for images "
                     "(default 0 0.35: images and 9-frame clips at 24 fps)")
