@@ -112,6 +112,22 @@ def test_distilling_writes_a_student_that_samples_in_its_steps_without_guidance(
         tiny_config(vae_path, distill_steps=2).check()        # a student needs its teacher
 
 
+def test_distilling_further_starts_the_student_from_student_init(vae_path, tmp_path):
+    train(tiny_config(vae_path, steps=2), tmp_path / "teacher", sample_every=0, progress=False)
+    first = tiny_config(vae_path, steps=2, init=str(tmp_path / "teacher"), distill_steps=2, distill_substeps=2)
+    train(first, tmp_path / "student", sample_every=0, progress=False)
+    # learning rate 0: the student written is the one it started from, not the teacher
+    again = tiny_config(vae_path, steps=1, lr=0.0, init=str(tmp_path / "teacher"), distill_steps=2,
+                        distill_substeps=2, student_init=str(tmp_path / "student" / "dit"))
+    train(again, tmp_path / "again", sample_every=0, progress=False)
+    teacher, student, again = (load_file(str(tmp_path / d / "dit" / "dit.safetensors"))
+                               for d in ("teacher", "student", "again"))
+    assert any(not torch.equal(teacher[k], student[k]) for k in teacher)
+    assert all(torch.equal(student[k], again[k]) for k in student)
+    with pytest.raises(InvalidRequest, match="student_init"):
+        tiny_config(vae_path, init=str(tmp_path / "teacher"), student_init=str(tmp_path / "student" / "dit")).check()
+
+
 def test_conditioning_marks_given_frames_and_excludes_them_from_the_loss():
     latents = torch.randn(64, 16, 5, 2, 3)
     cond, weight = conditioning(latents, random.Random(0), prob=0.5)

@@ -187,7 +187,8 @@ def cmd_vae_stats(args) -> None:
 def cmd_train(args) -> None:
     from .train import TrainConfig, train
     fields = ("preset", "vae", "text_encoder", "init", "fps", "cache_clips", "shard_clips", "token_budget", "steps", "lr",
-              "warmup", "ema", "text_dropout", "cond_prob", "seed", "distill_steps", "distill_cfg", "distill_substeps")
+              "warmup", "ema", "text_dropout", "cond_prob", "seed", "distill_steps", "distill_cfg", "distill_substeps",
+              "student_init")
     values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     for name in ("resolutions", "image_resolutions"):
         if getattr(args, name) is not None:
@@ -565,6 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "this many steps without guidance (its model.json says so)")
     t.add_argument("--distill-cfg", type=float, help="the teacher's guidance scale the student absorbs (default 5)")
     t.add_argument("--distill-substeps", type=int, help="teacher Euler steps per student step (default 5)")
+    t.add_argument("--student-init", help="with --distill-steps: start the student from this DiT folder instead of "
+                   "the teacher ('default': the shipped fast student), to distil further")
     t.add_argument("--seed", type=int)
     t.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
     t.add_argument("--parallel", choices=["auto", "ddp", "fsdp"], default="auto",

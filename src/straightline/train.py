@@ -102,6 +102,8 @@ class TrainConfig:
                                              # this many Euler steps without guidance (distill_loss)
     distill_cfg: float = 5.0                 # the teacher's guidance scale, which the student absorbs
     distill_substeps: int = 5                # teacher Euler steps per student step
+    student_init: str = ""                   # start the student from this DiT folder (dit.json + safetensors;
+                                             # 'default': the shipped student, weights/dit-fast) to distil further
 
     def check(self) -> None:
         if self.preset not in PRESETS:
@@ -113,6 +115,8 @@ class TrainConfig:
             raise InvalidRequest("token_budget/cache_clips/shard_clips", None, "positive integers")
         if self.distill_steps and not self.init:
             raise InvalidRequest("init", None, "the teacher to distil (a model folder or 'default') with distill_steps")
+        if self.student_init and not self.distill_steps:
+            raise InvalidRequest("student_init", self.student_init, "a student to distil further: only with distill_steps")
         if self.distill_steps < 0 or self.distill_substeps < 1:
             raise InvalidRequest("distill_steps/distill_substeps", None, "distill_steps ≥ 0 and distill_substeps ≥ 1")
 
@@ -501,6 +505,13 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
                              f"an encoder of width {model.cfg.text_dim} for this DiT (it gives {text_encoder.dim})")
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     teacher = copy.deepcopy(model).eval().requires_grad_(False) if cfg.distill_steps else None
+    if cfg.student_init:   # the student goes on from an earlier distillation; the teacher stays `init`
+        student = DiT.load(Path(__file__).parent / "weights" / "dit-fast" if cfg.student_init == "default" else
+                           Path(cfg.student_init), device=device)
+        if student.cfg != model.cfg:
+            raise InvalidRequest("student_init", cfg.student_init, f"a DiT of the teacher's shape ({model.cfg})")
+        model.load_state_dict(student.state_dict())
+        ema.load_state_dict(student.state_dict())
     mode = parallel_mode(parallel, model, world)
     net = parallelize(model, ema, mode, checkpoint_activations=checkpoint_activations, compile=compile,
                       bf16=device.type == "cuda")
