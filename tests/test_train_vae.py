@@ -41,6 +41,14 @@ def test_resume_is_exact(tmp_path):
     assert run_config(tmp_path / "straight") == TINY and run_config(tmp_path / "none") == VAETrainConfig()
 
 
+def test_previews_are_written_every_n_steps_or_never(tmp_path):
+    train(TINY, tmp_path / "two", progress=False, preview_every=2)
+    assert sorted(f.name for f in (tmp_path / "two").glob("preview_*.mp4")) == ["preview_0000002.mp4",
+                                                                                "preview_0000004.mp4"]
+    train(TINY, tmp_path / "never", progress=False, preview_every=0)   # a machine without PyAV can train
+    assert not list((tmp_path / "never").glob("preview_*"))
+
+
 def test_vae_stats_measures_on_the_runs_own_buckets(tmp_path, capsys):
     run = VAETrainConfig(**{**TINY.__dict__, "steps": 1, "fps": 12.0, "durations": (0.0, 0.34)})
     train(run, tmp_path, progress=False)

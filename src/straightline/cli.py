@@ -165,7 +165,7 @@ def cmd_vae_train(args) -> None:
         values["durations"] = tuple(args.durations)
     cfg = VAETrainConfig(**values)
     metrics = train(cfg, args.out, folder=args.folder, device=args.device, time_limit=args.time_limit,
-                    workers=args.workers)
+                    workers=args.workers, preview_every=args.preview_every)
     print(json.dumps(metrics))
 
 
@@ -690,6 +690,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int)
     tr.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     tr.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many seconds")
+    tr.add_argument("--preview-every", type=int, default=1000, help="write an original | reconstruction video every "
+                    "N steps (default 1000; 0: never)")
     tr.set_defaults(func=cmd_vae_train)
 
     data = sub.add_parser("data", help="datasets: inspect a video folder")

@@ -288,7 +288,7 @@ def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: fl
           progress: bool = True) -> dict:
     """Train (or resume, when `out` holds a train state) until cfg.steps or `time_limit` seconds. `workers`:
     processes rendering batches ahead (0: the training process renders them; the batches are the same).
-    Returns the last logged metrics."""
+    `preview_every`: write an original | reconstruction video every N steps (0: never). Returns the last logged metrics."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -358,7 +358,7 @@ def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: fl
             log_file.write(json.dumps(metrics) + "\n")
             log_file.flush()
             bar.set_postfix(loss=f"{metrics['loss']:.4f}", psnr=f"{metrics['psnr']:.1f}")
-        if step % preview_every == 0:
+        if preview_every and step % preview_every == 0:
             with torch.no_grad():
                 preview = torch.cat([video[:1], recon[:1].clamp(-1, 1)], dim=-1)  # original | reconstruction
             frames = from_model_output(preview)[0].cpu()

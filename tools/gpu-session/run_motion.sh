@@ -1,0 +1,60 @@
+#!/bin/bash
+# The motion-VAE route in one GPU call (README.md, "What the next session should run", item 3). The working tree
+# carries the candidate of commit aa2eb05 as the package's default model (weights/vae, weights/dit, model.json;
+# weights/dit-fast left out to fit the 64 MB a call carries):
+#   1. the candidate VAE's decoder alone (the encoder, its latents and the DiT trained on them stay valid),
+#      against stutter (--profile-weight), while 2. the latent cache is built with the same frozen encoder;
+#   3. the candidate DiT trained on (2); 4. a 4-step student distilled from (3);
+#   5. speed on the GPU: end-to-end generation, and one step against diffusers' Wan transformer (.whl carried).
+# Every phase is guarded so the command ends by T0 + END s. Overrides for a CPU dry run: CLIPS SHARD WORKERS
+# VAE_WORKERS PIXELS TOKENS FAST_TOKENS CACHE_END DIT_END FAST_END END DEV PRESETS.
+T0=$(date +%s)
+CLIPS=${CLIPS:-24000} SHARD=${SHARD:-128} WORKERS=${WORKERS:-10} VAE_WORKERS=${VAE_WORKERS:-4}
+PIXELS=${PIXELS:-589824} TOKENS=${TOKENS:-16384} FAST_TOKENS=${FAST_TOKENS:-8192}
+CACHE_END=${CACHE_END:-190} DIT_END=${DIT_END:-420} FAST_END=${FAST_END:-505} END=${END:-580}
+DEV=${DEV:-cuda} PRESETS=${PRESETS:-default,S,B}
+left() { echo $(( T0 + $1 - $(date +%s) )); }
+at() { echo "== $1 at $(( $(date +%s) - T0 )) s"; }
+export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD/src TOKENIZERS_PARALLELISM=false
+rm -rf /tmp/site /tmp/wan /tmp/run /tmp/vae /tmp/fast /tmp/logs && mkdir -p /tmp/logs
+mkdir -p /tmp/site/av && : > /tmp/site/av/__init__.py   # PyAV is not on the device image; nothing here writes video
+python3 tools/gpu-session/unpack_te.py /tmp/site || exit 1
+ls .whl/*.whl >/dev/null 2>&1 && python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+  --target /tmp/wan .whl/*.whl
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc
+python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+meta() { tar czf $OUT/meta.tgz -C /tmp --ignore-failed-read logs vae/vae.json vae/vae.safetensors vae/log.jsonl \
+  run/log.jsonl run/model.json run/dit/dit.json fast/log.jsonl fast/model.json fast/dit/dit.json 2>/dev/null; }
+
+at "decoder and cache"
+timeout $(left $CACHE_END) python3 -m straightline vae train --out /tmp/vae --init default --decoder-only --lr 2e-4 \
+  --pixel-budget $PIXELS --fps 12 --durations 0.7 1.4 --motion-weight 3 --temporal-weight 2 --profile-weight 20 \
+  --workers $VAE_WORKERS --preview-every 0 --device $DEV --time-limit $(( $(left $CACHE_END) - 20 )) \
+  > /tmp/logs/vae.log 2>&1 &
+vae_pid=$!
+ARGS="--out /tmp/run --init default --shard-clips $SHARD --token-budget $TOKENS --lr 6e-4 --warmup 200 --sample-every 0"
+timeout $(left $CACHE_END) python3 -m straightline train $ARGS --cache-clips $CLIPS --cache-workers $WORKERS \
+  --cache-only 2>&1 | tr '\r' '\n' | tail -2
+wait $vae_pid; tail -c 400 /tmp/logs/vae.log | tr '\r' '\n' | tail -2; tail -1 /tmp/vae/log.jsonl
+n=0; while [ -f /tmp/run/cache/shard-$(printf %05d $n).json ]; do n=$((n+1)); done
+at "cache: $n complete shards in a row ($(ls /tmp/run/cache/*.json | wc -l) in all); DiT for $(left $DIT_END) s"
+python3 -m straightline train $ARGS --cache-clips $((n * SHARD)) --time-limit $(( $(left $DIT_END) - 10 )) \
+  > /tmp/logs/dit.log 2>&1
+tail -c 400 /tmp/logs/dit.log | tr '\r' '\n' | tail -2; tail -1 /tmp/run/log.jsonl
+split -b 12M /tmp/run/dit/dit.safetensors $OUT/dit.part-; sha256sum /tmp/run/dit/dit.safetensors; meta
+
+at "student for $(left $FAST_END) s"
+mkdir -p /tmp/fast && ln -s /tmp/run/cache /tmp/fast/cache
+python3 -m straightline train --out /tmp/fast --init /tmp/run --distill-steps 4 --distill-cfg 5 --distill-substeps 5 \
+  --shard-clips $SHARD --cache-clips $((n * SHARD)) --token-budget $FAST_TOKENS --lr 2e-4 --warmup 20 \
+  --sample-every 0 --time-limit $(( $(left $FAST_END) - 10 )) > /tmp/logs/fast.log 2>&1
+tail -c 400 /tmp/logs/fast.log | tr '\r' '\n' | tail -2; tail -1 /tmp/fast/log.jsonl
+split -b 12M /tmp/fast/dit/dit.safetensors $OUT/fast.part-; sha256sum /tmp/fast/dit/dit.safetensors; meta
+
+at "bench"
+timeout $(left $((END - 35))) python3 benchmarks/bench_generate.py --model /tmp/run --device $DEV \
+  --skip adherence framing --repeats 3 > $OUT/bench.md 2>&1
+PYTHONPATH=/tmp/wan:$PYTHONPATH timeout $(left $END) python3 benchmarks/bench_vs_wan.py --presets $PRESETS \
+  --device $DEV --repeats 10 >> $OUT/bench.md 2>&1
+grep -v "Loading weights" $OUT/bench.md | tail -30; meta
+at "done"
