@@ -1,13 +1,13 @@
 #!/bin/bash
-# The motion-VAE route in one GPU call (README.md, "What the next session should run", item 3). The working tree
-# carries the candidate of commit aa2eb05 as the package's default model (weights/vae, weights/dit, model.json;
+# The motion-VAE route in one GPU call; it made the model shipped since session 8 (README.md). It trains the
+# package's default model further (in session 8 the working tree carried the candidate of commit aa2eb05 there, with
 # weights/dit-fast left out to fit the 64 MB a call carries):
-#   1. the candidate VAE's decoder alone (the encoder, its latents and the DiT trained on them stay valid),
-#      against stutter (--profile-weight), while 2. the latent cache is built with the same frozen encoder;
-#   3. the candidate DiT trained on (2); 4. a 4-step student distilled from (3);
+#   1. the VAE's decoder alone (the encoder, its latents and the DiT trained on them stay valid; DECODER=0 skips it),
+#      while 2. the latent cache is built with the same frozen encoder;
+#   3. the DiT trained on (2); 4. a 4-step student distilled from (3);
 #   5. speed on the GPU: end-to-end generation, and one step against diffusers' Wan transformer (.whl carried).
 # Every phase is guarded so the command ends by T0 + END s. Overrides for a CPU dry run: CLIPS SHARD WORKERS
-# VAE_WORKERS PIXELS TOKENS FAST_TOKENS CACHE_END DIT_END FAST_END END DEV PRESETS.
+# VAE_WORKERS PIXELS TOKENS FAST_TOKENS CACHE_END DIT_END FAST_END END DEV PRESETS DECODER.
 T0=$(date +%s)
 CLIPS=${CLIPS:-24000} SHARD=${SHARD:-128} WORKERS=${WORKERS:-10} VAE_WORKERS=${VAE_WORKERS:-4}
 PIXELS=${PIXELS:-589824} TOKENS=${TOKENS:-16384} FAST_TOKENS=${FAST_TOKENS:-8192}
@@ -27,7 +27,7 @@ meta() { tar czf $OUT/meta.tgz -C /tmp --ignore-failed-read logs vae/vae.json va
   run/log.jsonl run/model.json run/dit/dit.json fast/log.jsonl fast/model.json fast/dit/dit.json 2>/dev/null; }
 
 at "decoder and cache"
-timeout $(left $CACHE_END) python3 -m straightline vae train --out /tmp/vae --init default --decoder-only --lr 2e-4 \
+[ "${DECODER:-1}" = 1 ] && timeout $(left $CACHE_END) python3 -m straightline vae train --out /tmp/vae --init default --decoder-only --lr 2e-4 \
   --pixel-budget $PIXELS --fps 12 --durations 0.7 1.4 --motion-weight 3 --temporal-weight 2 --profile-weight 20 \
   --workers $VAE_WORKERS --preview-every 0 --device $DEV --time-limit $(( $(left $CACHE_END) - 20 )) \
   > /tmp/logs/vae.log 2>&1 &
@@ -35,7 +35,7 @@ vae_pid=$!
 ARGS="--out /tmp/run --init default --shard-clips $SHARD --token-budget $TOKENS --lr 6e-4 --warmup 200 --sample-every 0"
 timeout $(left $CACHE_END) python3 -m straightline train $ARGS --cache-clips $CLIPS --cache-workers $WORKERS \
   --cache-only 2>&1 | tr '\r' '\n' | tail -2
-wait $vae_pid; tail -c 400 /tmp/logs/vae.log | tr '\r' '\n' | tail -2; tail -1 /tmp/vae/log.jsonl
+wait $vae_pid; [ "${DECODER:-1}" = 1 ] && tail -c 400 /tmp/logs/vae.log | tr '\r' '\n' | tail -2 && tail -1 /tmp/vae/log.jsonl
 n=0; while [ -f /tmp/run/cache/shard-$(printf %05d $n).json ]; do n=$((n+1)); done
 at "cache: $n complete shards in a row ($(ls /tmp/run/cache/*.json | wc -l) in all); DiT for $(left $DIT_END) s"
 python3 -m straightline train $ARGS --cache-clips $((n * SHARD)) --time-limit $(( $(left $DIT_END) - 10 )) \
