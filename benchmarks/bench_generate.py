@@ -93,12 +93,13 @@ def timing(pipe, prompts: list[str], seconds: float, resolution: int, args) -> d
     encoder caches embeddings, and a repeated prompt would time a cache hit."""
     requests = [pipe.validate(prompt, seconds=seconds, resolution=resolution, fps=args.fps, steps=args.steps,
                               cfg=args.cfg, seed=0) for prompt in prompts]
-    pipe.generate(requests[0])                                       # warm-up: allocator, first calls
+    video = pipe.generate(requests[0])[0].frames                      # warm-up: allocator, first calls
     runs = [pipe.generate(request)[0].timings for request in requests[1:]]
     phases = {key: statistics.median(run[key] for run in runs) for key in ("text_s", "sampling_s", "decode_s",
                                                                            "total_s")}
     first = requests[0]
-    return {"size": f"{first.width}x{first.height}", "frames": first.frames, "tokens": first.latent_tokens, **phases}
+    return {"size": f"{first.width}x{first.height}", "frames": first.frames, "tokens": first.latent_tokens,
+            "video": video, **phases}
 
 
 def main():
@@ -115,6 +116,9 @@ def main():
     parser.add_argument("--batch", type=int, default=8, help="requests per generate call")
     parser.add_argument("--framing-n", type=int, default=40, help="prompts for the framing table")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up (median)")
+    parser.add_argument("--modes", default=None,
+                        help="speed rows on a GPU, comma-separated: eager, graphs (CUDA graphs, the default there), "
+                             "compile (graphs and fused blocks); default eager,graphs on a GPU, eager on a CPU")
     parser.add_argument("--skip", nargs="*", default=[], choices=["adherence", "framing", "timing", "long"],
                         help='sections to leave out ("long": the 4-second clip at twice the resolution)')
     args = parser.parse_args()
@@ -146,16 +150,28 @@ def main():
         print(framing_table(rows) + "\n")
     if "timing" not in args.skip:
         clips = [(2.0, args.resolution)] + ([] if "long" in args.skip else [(4.0, 2 * args.resolution)])
+        modes = (args.modes or ("eager,graphs" if args.device.startswith("cuda") else "eager")).split(",")
         print(f"## Speed\n\nOne clip per run ({pipe.info.default('aspect')}, batch 1), median of {args.repeats} "
-              f"after a warm-up; seconds per phase.\n")
-        print("| clip | size | frames | latent tokens | text | sampling | decoding | total |")
-        print("|---|---|---|---|---|---|---|---|")
-        for k, (seconds, resolution) in enumerate(clips):
-            # prompts no other section used (prompt sets of other seeds share no scene)
-            prompts = [c.prompt for c in prompt_set(args.repeats + 1, "train", seed=1000 + k)]
-            t = timing(pipe, prompts, seconds, resolution, args)
-            print(f"| {seconds:g} s at {resolution} px | {t['size']} | {t['frames']} | {t['tokens']} | "
-                  f"{t['text_s']:.3f} | {t['sampling_s']:.2f} | {t['decode_s']:.2f} | {t['total_s']:.2f} |")
+              f"after a warm-up (which also captures the CUDA graphs and compiles); seconds per phase. Modes: eager "
+              f"(kernel by kernel), graphs (each sampler step replayed from a CUDA graph), compile (graphs of "
+              f"torch.compile-fused blocks).\n")
+        print("| mode | clip | size | frames | latent tokens | text | sampling | decoding | total | vs eager |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        eager = {}    # the warm-up video of each clip in eager mode: the other modes must make the same one
+        for mode in modes:
+            timed = pipe if mode == "eager" and args.device == "cpu" else \
+                Pipeline(args.model, args.device, cuda_graphs=mode != "eager", compile=mode == "compile")
+            for k, (seconds, resolution) in enumerate(clips):
+                # prompts no other section used (prompt sets of other seeds share no scene)
+                prompts = [c.prompt for c in prompt_set(args.repeats + 1, "train", seed=1000 + k)]
+                t = timing(timed, prompts, seconds, resolution, args)
+                if mode == "eager":
+                    eager[k] = t["video"]
+                same = f"{(t['video'].float() - eager[k].float()).abs().mean():.2f} grey levels" \
+                    if mode != "eager" and k in eager else "-"
+                print(f"| {mode} | {seconds:g} s at {resolution} px | {t['size']} | {t['frames']} | {t['tokens']} | "
+                      f"{t['text_s']:.3f} | {t['sampling_s']:.3f} | {t['decode_s']:.3f} | {t['total_s']:.3f} | "
+                      f"{same} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ and peak memory of a long, large generation.
     python benchmarks/bench_gpu.py --presets tiny --device cpu --quick    # a smoke run on a CPU
 
 MFU: one training step (forward, backward, AdamW) of a DiT preset in bf16 autocast on a batch of one bucket,
+eager, or with every block fused by torch.compile and a fused AdamW (and optionally cuDNN's attention first),
 FLOPs counted by torch.utils.flop_counter (matmuls and attention) over that step, divided by the median step
 time and by the peak measured in the same run (a square bf16 matmul, the best a kernel reaches on this card).
 Memory: the shipped model generating a 512x512, 8-second clip (chained passes), peak GPU memory allocated.
@@ -12,6 +13,7 @@ Prints Markdown tables.
 """
 
 import argparse
+import contextlib
 import datetime
 import statistics
 import time
@@ -48,10 +50,13 @@ def matmul_peak(device, n: int, repeats: int) -> float:
     return 2 * n ** 3 / timed(lambda: a @ b, device, repeats)
 
 
-def train_step_row(preset: str, device, frames: int, height: int, width: int, batch: int, repeats: int) -> dict:
+def train_step_row(preset: str, device, batch: int, frames: int, height: int, width: int, repeats: int,
+                   compile: bool, sdpa: str = "default") -> dict:
+    """One training step's FLOPs (counted on the eager model) and median time, eager or with each block fused by
+    torch.compile and a fused AdamW; `sdpa` "cudnn" puts cuDNN's attention kernel first."""
     torch.manual_seed(0)
     model = DiT(PRESETS[preset]).to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=compile and device.type == "cuda")
     cfg = model.cfg
     x = torch.randn(batch, 16, frames, height // 8, width // 8, device=device)
     text = torch.randn(batch, 24, cfg.text_dim, device=device)
@@ -60,9 +65,15 @@ def train_step_row(preset: str, device, frames: int, height: int, width: int, ba
     cond = torch.zeros(batch, 17, *x.shape[2:], device=device)
     t = torch.rand(batch, device=device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    attention = contextlib.nullcontext
+    if sdpa == "cudnn":
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        order = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                 SDPBackend.MATH]
+        attention = lambda: sdpa_kernel(order, set_priority=True)
 
     def step():
-        with autocast:
+        with autocast, attention():
             noise = torch.randn_like(x)
             v = model(flow.interpolate(x, noise, t), t, text, mask, pooled, cond)
             loss = (v.float() - flow.velocity_target(x, noise)).pow(2).mean()
@@ -73,6 +84,9 @@ def train_step_row(preset: str, device, frames: int, height: int, width: int, ba
     step()
     with FlopCounterMode(display=False) as counter:
         step()
+    if compile:
+        for block in model.blocks:
+            block.compile(dynamic=False)
     seconds = timed(step, device, repeats)
     tokens = batch * frames * (height // 8 // cfg.patch[1]) * (width // 8 // cfg.patch[2])
     params = sum(p.numel() for p in model.parameters()) / 1e6
@@ -107,15 +121,28 @@ def main():
     peak = matmul_peak(device, 1024 if args.quick else 8192, repeats)
     print(f"Measured peak: {peak / 1e12:.1f} TFLOP/s ({'bf16' if device.type == 'cuda' else 'fp32'} square matmul, "
           f"{1024 if args.quick else 8192}³, median of {repeats}).\n")
-    # a 2-second 256-px 16:9 clip at 12 fps: 7 latent frames of 32x56 latents
-    frames, height, width, batch = (2, 64, 64, 1) if args.quick else (7, 256, 448, 3)
-    print("| preset | params | tokens per step | step (fwd+bwd+AdamW) | TFLOP per step | TFLOP/s | MFU |")
-    print("|---|---|---|---|---|---|---|")
+    # clips of 12 fps, 16:9 at 256 px: 2 s = 7 latent frames of 32x56 latents, 4 s = 13
+    two, four = (7, 256, 448), (13, 256, 448)
+    rows = [(3, two, False, "default"), (4, four, False, "default"), (4, four, True, "default"),
+            (4, four, True, "cudnn"), (3, two, True, "default")]
+    if args.quick:
+        rows = [(1, (2, 64, 64), False, "default"), (1, (2, 64, 64), True, "default")]
+    print("| preset | clips x shape | tokens per step | mode | step (fwd+bwd+AdamW) | TFLOP per step | TFLOP/s | MFU |")
+    print("|---|---|---|---|---|---|---|---|")
     for preset in args.presets.split(","):
-        r = train_step_row(preset, device, frames, height, width, batch, repeats)
-        rate = r["flops"] / r["step_s"]
-        print(f"| {preset} | {r['params_m']:.1f}M | {r['tokens']} | {r['step_s'] * 1000:.1f} ms | "
-              f"{r['flops'] / 1e12:.3f} | {rate / 1e12:.1f} | {100 * rate / peak:.1f}% |")
+        for batch, (frames, height, width), compile, sdpa in rows:
+            mode = ("torch.compile blocks, fused AdamW" if compile else "eager") + (", cuDNN attention"
+                                                                                  if sdpa == "cudnn" else "")
+            try:
+                r = train_step_row(preset, device, batch, frames, height, width, repeats, compile, sdpa)
+            except Exception as error:   # a backend this card or build lacks: say so, go on
+                print(f"| {preset} | {batch} x {width}x{height}x{frames} | - | {mode} | failed: "
+                      f"{type(error).__name__}: {str(error).splitlines()[0][:120]} | | | |", flush=True)
+                continue
+            rate = r["flops"] / r["step_s"]
+            print(f"| {preset} | {batch} x {width}x{height}, {frames} latent frames | {r['tokens']} | {mode} | "
+                  f"{r['step_s'] * 1000:.1f} ms | {r['flops'] / 1e12:.3f} | {rate / 1e12:.1f} | "
+                  f"{100 * rate / peak:.1f}% |", flush=True)
     if device.type == "cuda" and not args.quick:
         m = generation_memory(device, 8.0, 512)
         print(f"\nShipped model, {m['size']}, 8 s ({m['frames']} frames, chained passes), 4 steps: peak GPU memory "

@@ -738,9 +738,14 @@ class Pipeline:
         dit, vae, text, info: components to use instead of loading them (training passes its EMA model, VAE
             and text encoder to write preview videos). The models are used as given (their train/eval mode
             is not changed).
+        cuda_graphs: on a GPU, replay each sampler step from a CUDA graph captured once per shape (the first
+            pass of a new shape pays for the capture: two forwards and a recording).
+        compile: on a GPU, also fuse the DiT's blocks with torch.compile (compiled once per shape, tens of
+            seconds: worth it for a server that generates many clips of a few shapes, not for one clip).
     """
 
-    def __init__(self, model="default", device="cpu", *, dit=None, vae=None, text=None, info=None):
+    def __init__(self, model="default", device="cpu", *, dit=None, vae=None, text=None, info=None,
+                 cuda_graphs: bool = True, compile: bool = False):
         self.folder = None    # where a preset's other DiT is found; none when the components are given
         if dit is None or vae is None:
             self.folder = resolve(model)
@@ -751,6 +756,8 @@ class Pipeline:
         self.dit, self.vae, self.info = dit, vae, info or ModelInfo()
         self.device = next(dit.parameters()).device
         self._dits = {"dit": dit}
+        self.cuda_graphs, self.compile = cuda_graphs, compile and self.device.type == "cuda"
+        self._forwards: dict[int, sampling.CUDAGraphed] = {}   # per DiT: its forward in bf16, graphed on a GPU
         self.text = text if text is not None else load_text_encoder(self.info.text_encoder, self.device)
         # a mismatch would otherwise surface as a shape error deep inside the first forward pass
         text_dim, expected = getattr(self.text, "dim", None), getattr(getattr(dit, "cfg", None), "text_dim", None)
@@ -849,11 +856,10 @@ class Pipeline:
         if first.source is not None and r.strength < 1:
             source = torch.cat([self.vae.encode(to_model_input(c.source[None]).to(self.device)) for c in clips])
             x = flow.interpolate(source, noise, times[:1].expand(len(clips)))
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        forward = self._forward(dit)
 
         def velocity_of(x, t, cond=cond):   # (B', C, T, H, W), (B',) -> (B', C, T, H, W) in fp32
-            with autocast:
-                return dit(x, t, text.tokens, text.mask, text.pooled, cond).float()
+            return forward(x, t, text.tokens, text.mask, text.pooled, cond)
 
         def velocity_pair(x, t):   # conditional and unconditional halves in one forward pass of batch 2B
             both = None if cond is None else torch.cat([cond, cond])
@@ -878,6 +884,21 @@ class Pipeline:
             frames.append(from_model_output(self.vae.decode(z.float())).cpu()[0])   # (T, H, W, 3) uint8
             decode_s.append(time.perf_counter() - decode_start)
         return frames, shared, decode_s
+
+    def _forward(self, dit) -> sampling.CUDAGraphed:
+        """`dit`'s forward in fp32 out, bf16 autocast on a GPU, from CUDA graphs there (and fused blocks with
+        `compile`); made once per DiT."""
+        if id(dit) not in self._forwards:
+            if self.compile:
+                for block in dit.blocks:
+                    block.compile(dynamic=False)   # one block's code, compiled once per shape, reused by all
+            autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+
+            def forward(*args):
+                with autocast:
+                    return dit(*args).float()
+            self._forwards[id(dit)] = sampling.CUDAGraphed(forward, enabled=self.cuda_graphs)
+        return self._forwards[id(dit)]
 
     def _known_latents(self, clips: list[_Clip], shape) -> torch.Tensor | None:
         """Known latents and mask (B, C + 1, T, H, W) of clips with given frames (zeros for the others);

@@ -4,6 +4,7 @@ from t = 0 (noise) to t = 1 (data) over given times (see flow.sampling_times).
 `on_step(i, steps, x)` is called after each step; raising from it stops sampling (cooperative cancel).
 """
 
+from collections import OrderedDict
 from collections.abc import Callable
 
 import torch
@@ -47,3 +48,47 @@ def classifier_free_guidance(velocity_pair: Callable, scale: float) -> Velocity:
         v_cond, v_uncond = velocity_pair(x, t)
         return v_uncond + scale * (v_cond - v_uncond)
     return velocity
+
+
+class CUDAGraphed:
+    """`fn(*args)` (tensors or None, returning one tensor) replayed from a CUDA graph captured once per input
+    signature (shapes and dtypes), so a sampler step costs one launch instead of one per kernel: a small model's
+    step on a GPU is bound by launches, not arithmetic. Each call copies its inputs into the graph's static ones
+    and returns a copy of the output. On a CPU, or with `enabled=False`, fn is simply called.
+
+    fn must be a pure function of its tensor arguments (no host-side reads of their values, no randomness),
+    which the DiT's forward is. The `keep` most recently used graphs are kept (each holds its activations)."""
+
+    def __init__(self, fn: Callable, enabled: bool = True, keep: int = 8):
+        self.fn, self.enabled, self.keep = fn, enabled, keep
+        self.graphs: OrderedDict = OrderedDict()
+
+    def __call__(self, *args):
+        if not self.enabled or not any(a is not None and a.is_cuda for a in args):
+            return self.fn(*args)
+        key = tuple(None if a is None else (tuple(a.shape), a.dtype, a.device) for a in args)
+        if key not in self.graphs:
+            self.graphs[key] = self._capture(args)
+            while len(self.graphs) > self.keep:
+                self.graphs.popitem(last=False)
+        self.graphs.move_to_end(key)
+        inputs, graph, output = self.graphs[key]
+        for static, a in zip(inputs, args):
+            if static is not None:
+                static.copy_(a)
+        graph.replay()
+        return output.clone()
+
+    def _capture(self, args):
+        inputs = [None if a is None else a.clone() for a in args]
+        device = next(a.device for a in args if a is not None)
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):              # warm-up off the capture: lazy inits, kernel selection
+            for _ in range(2):
+                self.fn(*inputs)
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            output = self.fn(*inputs)
+        return inputs, graph, output

@@ -230,6 +230,7 @@ class LatentCache:
 
     def __init__(self, cache: Path):
         self.by_bucket: dict[Bucket, list[tuple[str, str, dict]]] = {}
+        self._open = {}
         for meta_path in sorted(cache.glob("shard-*.json")):
             shard = str(meta_path.with_suffix(".safetensors"))
             for i, item in enumerate(json.loads(meta_path.read_text())):
@@ -242,12 +243,12 @@ class LatentCache:
     def __len__(self) -> int:
         return sum(len(v) for v in self.by_bucket.values())
 
-    @staticmethod
-    def latents(item: tuple[str, str, dict]) -> torch.Tensor:
-        """One clip's latents (C, T, H, W), fp16 as cached."""
+    def latents(self, item: tuple[str, str, dict]) -> torch.Tensor:
+        """One clip's latents (C, T, H, W), fp16 as cached. Shards stay open once read (a memory map each)."""
         shard, name, _ = item
-        with safe_open(shard, framework="pt") as f:
-            return f.get_tensor(name)
+        if shard not in self._open:
+            self._open[shard] = safe_open(shard, framework="pt")
+        return self._open[shard].get_tensor(name)
 
     def batch(self, step_rng: random.Random, rank_rng: random.Random, token_budget: int):
         """The bucket comes from `step_rng` (the same on every rank), the clips from `rank_rng`. Buckets are
@@ -519,7 +520,9 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
     if rank == 0:
         log.info("%d process(es), parallel: %s, activation checkpointing: %s", world, mode, checkpoint_activations)
     # built on the parameters as wrapped: under FSDP, the moments are sharded like the parameters
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    # fused: one kernel for the whole update on a GPU (not for sharded parameters)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay,
+                            fused=device.type == "cuda" and not sharded)
     resume = _from_rank0((out / "train_state.safetensors").is_file(), world)
     step = load_train_state(out, model, ema, opt, rank=rank, world=world) if resume else 0
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -532,45 +535,61 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
         "fps": cfg.fps, "resolutions": list(cfg.resolutions), "aspects": list(cfg.aspects),
         "seconds": list(cfg.seconds), "image_resolutions": list(cfg.image_resolutions), "recipe": asdict(cfg)})
 
+    def inputs(k: int) -> dict:
+        """Everything step k draws on the CPU (from generators seeded by the step alone): made in a thread
+        while step k - 1 runs on the device, so reading the cache overlaps the GPU's work."""
+        step_rng = random.Random(f"step/{cfg.seed}/{k}")
+        rank_rng = random.Random(f"step/{cfg.seed}/{k}/{rank}")
+        gen = torch.Generator().manual_seed((cfg.seed * 1_000_003 + k) * 4096 + rank)
+        bucket, latents, captions = cache.batch(step_rng, rank_rng, cfg.token_budget)
+        prompts = [pick_caption(c, rank_rng, cfg) for c in captions]
+        cond, weight = conditioning(latents, rank_rng, cfg.cond_prob)
+        drawn = {"bucket": bucket, "prompts": prompts, "latents": latents, "cond": cond, "weight": weight,
+                 "noise": torch.randn(latents.shape, generator=gen),
+                 "t": flow.sample_timesteps(latents.shape[0], flow.shift_for_tokens(bucket.latent_tokens),
+                                            generator=gen)}
+        if cfg.distill_steps:
+            drawn["times"] = flow.sampling_times(cfg.distill_steps, flow.shift_for_tokens(bucket.latent_tokens))
+            drawn["segment"] = torch.randint(cfg.distill_steps, (latents.shape[0],), generator=gen)
+        pin = device.type == "cuda"
+        return {k: v.pin_memory() if pin and isinstance(v, torch.Tensor) else v for k, v in drawn.items()}
+
+    from concurrent.futures import ThreadPoolExecutor
+    prefetch = ThreadPoolExecutor(1, thread_name_prefix="straightline-batch")
+    upcoming = prefetch.submit(inputs, step)
     start, metrics, logged, saved = time.perf_counter(), {}, [], None
     bar = tqdm(total=cfg.steps, initial=step, desc="dit", unit="step", disable=not progress or rank != 0)
     while step < cfg.steps:
         if _should_stop(time_limit is not None and time.perf_counter() - start > time_limit, world, device):
             break
-        step_rng = random.Random(f"step/{cfg.seed}/{step}")
-        rank_rng = random.Random(f"step/{cfg.seed}/{step}/{rank}")
-        gen = torch.Generator().manual_seed((cfg.seed * 1_000_003 + step) * 4096 + rank)
-        bucket, latents, captions = cache.batch(step_rng, rank_rng, cfg.token_budget)
-        text = text_encoder([pick_caption(c, rank_rng, cfg) for c in captions])
-        cond, weight = conditioning(latents, rank_rng, cfg.cond_prob)
-        noise = torch.randn(latents.shape, generator=gen)
-        t = flow.sample_timesteps(latents.shape[0], flow.shift_for_tokens(bucket.latent_tokens), generator=gen)
+        drawn = upcoming.result()
+        upcoming = prefetch.submit(inputs, step + 1)
+        bucket, on = drawn["bucket"], {k: v.to(device, non_blocking=True) for k, v in drawn.items()
+                                       if isinstance(v, torch.Tensor)}
+        text = text_encoder(drawn["prompts"])
         lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
         for group in opt.param_groups:
             group["lr"] = lr
         with autocast:
             if teacher is None:
-                loss = flow_loss(net, latents.to(device), text, t.to(device), noise.to(device), cond.to(device),
-                                 weight.to(device))
+                loss = flow_loss(net, on["latents"], text, on["t"], on["noise"], on["cond"], on["weight"])
             else:
-                times = flow.sampling_times(cfg.distill_steps, flow.shift_for_tokens(bucket.latent_tokens))
-                segment = torch.randint(cfg.distill_steps, (latents.shape[0],), generator=gen)
-                loss = distill_loss(net, teacher, latents.to(device), text, text_encoder([""] * len(captions)),
-                                    noise.to(device), cond.to(device), weight.to(device), times.to(device),
-                                    segment.to(device), cfg.distill_cfg, cfg.distill_substeps)
+                loss = distill_loss(net, teacher, on["latents"], text, text_encoder([""] * len(drawn["prompts"])),
+                                    on["noise"], on["cond"], on["weight"], on["times"], on["segment"],
+                                    cfg.distill_cfg, cfg.distill_substeps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)  # FSDP: all-reduces norms
         opt.step()
-        with torch.no_grad():
-            for e, p in zip(ema.parameters(), model.parameters()):
-                _local(e).lerp_(_local(p), 1 - cfg.ema)            # FSDP: this rank's shards of both
+        with torch.no_grad():                                      # FSDP: this rank's shards of both
+            torch._foreach_lerp_([_local(e) for e in ema.parameters()], [_local(p) for p in model.parameters()],
+                                 1 - cfg.ema)
         step += 1
-        logged.append(loss.item())
+        logged.append(loss.detach())                               # read at logging: no wait for the GPU per step
         bar.update(1)
         if step % log_every == 0 or step == cfg.steps:
-            metrics = {"step": step, "loss": sum(logged) / len(logged), "grad_norm": float(grad_norm), "lr": lr,
-                       "bucket": str(bucket), "batch": latents.shape[0],
+            metrics = {"step": step, "loss": torch.stack(logged).mean().item(), "grad_norm": float(grad_norm),
+                       "lr": lr, "bucket": str(bucket), "batch": drawn["latents"].shape[0],
                        "elapsed_s": round(time.perf_counter() - start, 1)}
             logged = []
             bar.set_postfix(loss=f"{metrics['loss']:.4f}")
@@ -584,6 +603,7 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
             previews = full_dit(ema, sharded)                       # every rank: FSDP gathers the EMA
             if rank == 0:
                 write_previews(out / "samples", step, previews, vae, text_encoder, info)
+    prefetch.shutdown(cancel_futures=True)
     bar.close()
     if saved != step:
         checkpoint(out, step, cfg, model, ema, opt, vae, info, rank=rank, sharded=sharded)
@@ -609,7 +629,8 @@ def write_previews(folder: Path, step: int, ema, vae, text_encoder, info) -> Non
     from .video_io import write_video
 
     folder.mkdir(parents=True, exist_ok=True)
-    pipe = Pipeline(dit=ema, vae=vae, text=text_encoder, info=info, device=next(ema.parameters()).device)
+    pipe = Pipeline(dit=ema, vae=vae, text=text_encoder, info=info, device=next(ema.parameters()).device,
+                    cuda_graphs=False)   # a few clips: capturing graphs would cost more than it saves
     requests = [validate_request(p, seed=i, info=info) for i, p in enumerate(PREVIEW_PROMPTS)]
     for i, result in enumerate(pipe.generate(requests)):
         write_video(folder / f"step{step:07d}_{i}.mp4", result.frames, fps=result.fps)
