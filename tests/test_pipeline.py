@@ -12,6 +12,7 @@ from straightline.dit import DiT
 from straightline.errors import InvalidRequest
 from straightline.model import ModelInfo
 from straightline.pipeline import Pipeline, generate, validate_request
+from straightline.text import TextEmbedding
 from straightline.video_io import probe, read_image, read_video
 
 
@@ -218,6 +219,18 @@ def test_cuda_graphs_and_compile_make_the_same_video_as_eager(model_dir):
             got = pipe.generate(r)[0].frames.float()
             assert (got - want).abs().mean() < 1.0, "graphs/compile changed the video beyond bf16 noise"
     assert len(graphed._forward(graphed.dit).graphs) == 2   # one graph per shape, reused for the repeat
+    graphed.generate(request(graphed, "a small blue star slides left over a sunset sky", seed=3, size="64x64",
+                             frames=9))
+    assert len(graphed._forward(graphed.dit).graphs) == 2   # a longer prompt is padded to the same length
+
+
+def test_padded_text_keeps_every_token_and_masks_the_rest():
+    text = TextEmbedding(torch.randn(2, 5, 4), torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]).bool(),
+                         torch.randn(2, 4))
+    padded = text.padded(32)
+    assert padded.tokens.shape == (2, 32, 4) and torch.equal(padded.tokens[:, :5], text.tokens)
+    assert padded.mask.sum(1).tolist() == [3, 5] and torch.equal(padded.pooled, text.pooled)
+    assert text.padded(5).tokens.shape == (2, 5, 4)
 
 
 def test_cuda_graphed_is_a_plain_call_on_a_cpu():

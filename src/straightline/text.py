@@ -28,6 +28,13 @@ class TextEmbedding:
     def to(self, device) -> "TextEmbedding":
         return TextEmbedding(self.tokens.to(device), self.mask.to(device), self.pooled.to(device))
 
+    def padded(self, multiple: int) -> "TextEmbedding":
+        """Tokens padded (masked zeros) to a multiple of `multiple`: prompts of different lengths then share one
+        shape, so a CUDA graph or compiled kernel made for one serves the others."""
+        length = -(-self.tokens.shape[1] // multiple) * multiple
+        return TextEmbedding.cat([self, TextEmbedding(self.tokens[:0].new_zeros(0, length, self.tokens.shape[2]),
+                                                      self.mask.new_zeros(0, length), self.pooled[:0])])
+
     @staticmethod
     def cat(parts: list["TextEmbedding"]) -> "TextEmbedding":
         """Stack embeddings of different token lengths (padding with masked zeros)."""
