@@ -5,13 +5,8 @@
 T0=$(date +%s)
 CLIPS=${CLIPS:-24000} SHARD=${SHARD:-128} WORKERS=${WORKERS:-15} TOKENS=${TOKENS:-16384}
 CACHE_END=${CACHE_END:-240} TRAIN_END=${TRAIN_END:-470} END=${END:-585} DEV=${DEV:-cuda}
-left() { echo $(( T0 + $1 - $(date +%s) )); }
-export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD/src TOKENIZERS_PARALLELISM=false
-rm -rf /tmp/site /tmp/smoke /tmp/run
-mkdir -p /tmp/site/av && : > /tmp/site/av/__init__.py   # PyAV is not on the device image; nothing here writes video
-python3 tools/gpu-session/unpack_te.py /tmp/site || exit 1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc
-python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+rm -rf /tmp/smoke /tmp/run
+source tools/gpu-session/setup.sh
 echo "== smoke at $((-$(left 0))) s"
 timeout 90 python3 -m straightline train --out /tmp/smoke --preset tiny --resolutions 32 --image-resolutions 32 \
   --cache-clips 16 --shard-clips 8 --cache-workers 2 --steps 3 --token-budget 256 --sample-every 0 2>&1 | tail -3

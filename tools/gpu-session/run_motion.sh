@@ -14,16 +14,8 @@ CLIPS=${CLIPS:-24000} SHARD=${SHARD:-128} WORKERS=${WORKERS:-10} VAE_WORKERS=${V
 PIXELS=${PIXELS:-589824} TOKENS=${TOKENS:-16384} FAST_TOKENS=${FAST_TOKENS:-8192} LR=${LR:-6e-4} WARMUP=${WARMUP:-200} EMA=${EMA:-0.999}
 CACHE_END=${CACHE_END:-190} DIT_END=${DIT_END:-420} FAST_END=${FAST_END:-505} END=${END:-580}
 DEV=${DEV:-cuda} PRESETS=${PRESETS:-default,S,B}
-left() { echo $(( T0 + $1 - $(date +%s) )); }
-at() { echo "== $1 at $(( $(date +%s) - T0 )) s"; }
-export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD/src TOKENIZERS_PARALLELISM=false
-rm -rf /tmp/site /tmp/wan /tmp/run /tmp/vae /tmp/fast /tmp/logs && mkdir -p /tmp/logs
-mkdir -p /tmp/site/av && : > /tmp/site/av/__init__.py   # PyAV is not on the device image; nothing here writes video
-python3 tools/gpu-session/unpack_te.py /tmp/site || exit 1
-ls .whl/*.whl >/dev/null 2>&1 && python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-  --target /tmp/wan .whl/*.whl
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc
-python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+rm -rf /tmp/run /tmp/vae /tmp/fast /tmp/logs && mkdir -p /tmp/logs
+source tools/gpu-session/setup.sh
 meta() { tar czf $OUT/meta.tgz -C /tmp --ignore-failed-read logs vae/vae.json vae/vae.safetensors vae/log.jsonl \
   run/log.jsonl run/model.json run/dit/dit.json fast/log.jsonl fast/model.json fast/dit/dit.json 2>/dev/null; }
 
