@@ -10,7 +10,8 @@ Reading order:
   4. Parallelism (the only place it is applied): activation checkpointing of the blocks, torch.compile, and
      under torchrun DDP (every rank holds the whole model) or FSDP2 (parameters, gradients, optimizer moments
      and the EMA sharded across ranks).
-  5. The loop: AdamW with warm-up, EMA, bf16 on CUDA, checkpoints with exact resume, logs and preview videos.
+  5. The loop: the next batch read in a thread, AdamW with warm-up, EMA, bf16 on CUDA, checkpoints with exact
+     resume, logs and preview videos.
 
 Every random draw of step k comes from a generator seeded by (seed, k, rank), so a resumed run repeats
 exactly what an uninterrupted one would have done with the same number of processes. The train state is
@@ -25,6 +26,7 @@ import math
 import os
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -535,12 +537,12 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
         "fps": cfg.fps, "resolutions": list(cfg.resolutions), "aspects": list(cfg.aspects),
         "seconds": list(cfg.seconds), "image_resolutions": list(cfg.image_resolutions), "recipe": asdict(cfg)})
 
-    def inputs(k: int) -> dict:
-        """Everything step k draws on the CPU (from generators seeded by the step alone): made in a thread
-        while step k - 1 runs on the device, so reading the cache overlaps the GPU's work."""
-        step_rng = random.Random(f"step/{cfg.seed}/{k}")
-        rank_rng = random.Random(f"step/{cfg.seed}/{k}/{rank}")
-        gen = torch.Generator().manual_seed((cfg.seed * 1_000_003 + k) * 4096 + rank)
+    def inputs(at: int) -> dict:
+        """Everything step `at` draws on the CPU (from generators seeded by the step alone): made in a thread
+        while the step before runs on the device, so reading the cache overlaps the GPU's work."""
+        step_rng = random.Random(f"step/{cfg.seed}/{at}")
+        rank_rng = random.Random(f"step/{cfg.seed}/{at}/{rank}")
+        gen = torch.Generator().manual_seed((cfg.seed * 1_000_003 + at) * 4096 + rank)
         bucket, latents, captions = cache.batch(step_rng, rank_rng, cfg.token_budget)
         prompts = [pick_caption(c, rank_rng, cfg) for c in captions]
         cond, weight = conditioning(latents, rank_rng, cfg.cond_prob)
@@ -554,7 +556,6 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
         pin = device.type == "cuda"
         return {k: v.pin_memory() if pin and isinstance(v, torch.Tensor) else v for k, v in drawn.items()}
 
-    from concurrent.futures import ThreadPoolExecutor
     prefetch = ThreadPoolExecutor(1, thread_name_prefix="straightline-batch")
     upcoming = prefetch.submit(inputs, step)
     start, metrics, logged, saved = time.perf_counter(), {}, [], None
