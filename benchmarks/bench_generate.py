@@ -111,7 +111,7 @@ def main():
     parser.add_argument("--resolution", type=int, default=128, help="short side in pixels")
     parser.add_argument("--aspect", default="16:9", help="aspect ratio of the adherence prompts' scenes")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--cfg", type=float, default=5.0)
+    parser.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's own)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=8, help="requests per generate call")
     parser.add_argument("--framing-n", type=int, default=40, help="prompts for the framing table")
@@ -124,6 +124,7 @@ def main():
     args = parser.parse_args()
 
     pipe = Pipeline(args.model, args.device)
+    args.cfg = pipe.info.default("cfg") if args.cfg is None else args.cfg
     params = sum(p.numel() for p in pipe.dit.parameters()) / 1e6
     vae_params = sum(p.numel() for p in pipe.vae.parameters()) / 1e6
     print(f"# Generation benchmark: model `{args.model}`\n")

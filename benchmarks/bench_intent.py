@@ -407,7 +407,7 @@ def main():
     parser.add_argument("--fps", type=float, default=12)
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--cfg", type=float, default=5.0)
+    parser.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's own)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
@@ -444,6 +444,7 @@ def main():
         else:
             from straightline.pipeline import Pipeline
             pipeline, model = Pipeline(args.model, args.device), args.model
+        args.cfg = pipeline.info.default("cfg") if args.cfg is None else args.cfg
         fields = {"resolution": args.resolution, "fps": args.fps, "steps": args.steps, "cfg": args.cfg}
         start = time.perf_counter()
 

@@ -253,12 +253,13 @@ def main():
     parser.add_argument("--resolution", type=int, default=128, help="short side in pixels")
     parser.add_argument("--aspect", default="16:9")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--cfg", type=float, default=5.0)
+    parser.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's own)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip", nargs="*", default=[], choices=["i2v", "seams", "long", "edit"])
     args = parser.parse_args()
 
     pipe = Pipeline(args.model, args.device)
+    args.cfg = pipe.info.default("cfg") if args.cfg is None else args.cfg
     cases = prompt_set(args.n, "train", aspect=args.aspect, seconds=args.seconds)
     probe = pipe.validate(cases[0].prompt, aspect=args.aspect, resolution=args.resolution, fps=args.fps,
                           seconds=args.seconds)
