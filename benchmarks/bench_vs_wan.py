@@ -100,13 +100,13 @@ def main():
                 if mode == "compile" and (preset not in args.compile_presets.split(",") or label != list(SHAPES)[-1]):
                     continue
                 with torch.inference_mode():
-                    fns = [runner(model, a, mode, autocast) for model, a in pair]
-                    if not flops:
-                        for fn in fns:
+                    if not flops:                                 # counted eager: a graph replay hides its kernels
+                        for fn in (runner(model, a, "eager", autocast) for model, a in pair):
                             fn()                                  # warm-up
                             with FlopCounterMode(display=False) as counter:
                                 fn()
                             flops.append(counter.get_total_flops())
+                    fns = [runner(model, a, mode, autocast) for model, a in pair]
                     for fn in fns:
                         fn()                                      # warm-up (captures the graph, compiles)
                     times = ([], [])

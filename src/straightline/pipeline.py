@@ -838,8 +838,9 @@ class Pipeline:
         if guided:
             text = TextEmbedding.cat([text, self.text([c.request.negative for c in clips])])
         text = text.to(self.device)                                    # (B or 2B, Lt, Dt)
-        if self.device.type == "cuda" and self.cuda_graphs:
-            text = text.padded(32)     # one graph serves prompts of up to 32 tokens, the next up to 64, ...
+        if self.device.type == "cuda":
+            text = text.padded(32)     # one shape (one CUDA graph, one compiled kernel) for prompts of up to 32
+                                       # tokens, the next for up to 64, ...
         text_s = time.perf_counter() - start
 
         # 4. condition: given frames -> known latents + mask (the rule in the module docstring)
