@@ -85,8 +85,7 @@ def train_step_row(preset: str, device, batch: int, frames: int, height: int, wi
     with FlopCounterMode(display=False) as counter:
         step()
     if compile:
-        for block in model.blocks:
-            block.compile(dynamic=False)
+        model.compile_blocks()
     seconds = timed(step, device, repeats)
     tokens = batch * frames * (height // 8 // cfg.patch[1]) * (width // 8 // cfg.patch[2])
     params = sum(p.numel() for p in model.parameters()) / 1e6

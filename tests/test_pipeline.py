@@ -11,7 +11,7 @@ from straightline.cli import main
 from straightline.dit import DiT
 from straightline.errors import InvalidRequest
 from straightline.model import ModelInfo
-from straightline.pipeline import Pipeline, generate, validate_request
+from straightline.pipeline import Pipeline, _times, dit_forwards, generate, validate_request
 from straightline.text import TextEmbedding
 from straightline.video_io import probe, read_image, read_video
 
@@ -45,6 +45,9 @@ def request(pipe, prompt="a red ball bouncing", **fields):
     ({"cfg": 21}, "cfg", "from 0 to 20"),
     ({"cfg": "lots"}, "cfg", "from 0 to 20"),
     ({"sampler": "ddim"}, "sampler", "euler or heun"),
+    ({"cfg_interval": "0.8,0.2"}, "cfg_interval", "0 <= lo <= hi <= 1"),
+    ({"cfg_interval": "0.1"}, "cfg_interval", '"lo,hi"'),
+    ({"cfg_interval": [0, 1.5]}, "cfg_interval", "0 <= lo <= hi <= 1"),
     ({"seconds": 61}, "seconds", "to 60 seconds"),
     ({"seconds": 2, "frames": 25}, "frames", "not both"),
     ({"seed": -1}, "seed", "whole number"),
@@ -141,6 +144,24 @@ def test_guidance_is_one_batched_forward_per_step_and_none_without_it(pipe):
         hook.remove()
     assert unguided == [2, 2, 2]          # 3 steps, both requests in one batch
     assert guided == [4, 4, 4]            # conditional + unconditional halves in the same forward
+
+
+def test_guidance_interval_guides_only_the_steps_inside_it(pipe):
+    """Outside the interval a step is one conditional forward of half the batch; the cost model counts the same."""
+    r = request(pipe, seed=0, cfg=4, steps=6, cfg_interval="0.1,0.6")
+    times = _times(r, r.frames).tolist()[:-1]
+    expected = [2 if 0.1 <= t <= 0.6 else 1 for t in times]
+    assert 1 in expected and 2 in expected
+    batches = []
+    hook = pipe.dit.register_forward_hook(lambda module, args, out: batches.append(args[0].shape[0]))
+    try:
+        limited = pipe.generate(r)[0].frames
+        everywhere = pipe.generate(request(pipe, seed=0, cfg=4, steps=6, cfg_interval=(0, 1)))[0].frames
+    finally:
+        hook.remove()
+    assert batches[:6] == expected and batches[6:] == [2] * 6
+    assert dit_forwards(r) == [(r.latent_tokens, sum(expected))]
+    assert not torch.equal(limited, everywhere)
 
 
 def test_shapes_are_grouped_and_results_keep_the_request_order(pipe):
@@ -281,6 +302,7 @@ def test_cli_several_prompts_and_an_image(model_dir, tmp_path, capsys):
     (["--size", "64x40"], "straightline: error: size='64x40' is not allowed: width and height must be multiples of 16"),
     (["--size", "64x48", "--aspect", "1:1"], "straightline: error: size="),
     (["a second prompt", "-o", "x.mp4"], "straightline: error: out="),
+    (["--cfg-interval", "0.9,0.1"], "straightline: error: cfg_interval='0.9,0.1' is not allowed: two diffusion times"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_code_2(model_dir, capsys, args, starts):
     assert main(["generate", "a red ball", *args, "--model", str(model_dir), "--device", "cpu"]) == 2

@@ -189,12 +189,15 @@ def test_sdk_retry_after_a_lost_answer_makes_one_video(db_url, model_dir, pipe, 
 def test_json_create_with_extension_fields(sqlite_url, model_dir, pipe, tmp_path):
     with running(sqlite_url, model_dir, pipe, tmp_path) as (url, _), httpx.Client(base_url=url) as http:
         body = {"prompt": "a red ball bouncing", "seconds": 1, "fps": 6, "size": "64x32", "seed": 7, "steps": 3,
-                "cfg": 2, "negative_prompt": "blurry", "sampler": "heun"}
+                "cfg": 2, "cfg_interval": [0.1, 0.75], "negative_prompt": "blurry", "sampler": "heun"}
         r = http.post("/v1/videos", json=body)
         assert r.status_code == 200 and r.headers["openai-poll-after-ms"] == "50"
         v = r.json()
         # 1 s at 6 fps asks 7 frames; the VAE makes 1 + 4k: 9, and the response says both
         assert (v["fps"], v["seed"], v["steps"], v["cfg"], v["sampler"]) == (6, 7, 3, 2, "heun")
+        assert v["cfg_interval"] == [0.1, 0.75]
+        bad = http.post("/v1/videos", json=body | {"cfg_interval": "0.9,0.1"})
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "cfg_interval"
         assert (v["frames"], v["requested_frames"], v["negative_prompt"]) == (9, 7, "blurry")
         done = wait_for(http, v["id"], lambda v: v["status"] == "completed")
         assert done["seconds"] == "1.333" and "openai-poll-after-ms" not in http.get(f"/v1/videos/{v['id']}").headers

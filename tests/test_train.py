@@ -286,6 +286,16 @@ def test_activation_checkpointing_trains_the_same_weights(vae_path, tmp_path):
     assert_close(weights(plain), weights(recomputed), atol=0)
 
 
+def test_compiled_blocks_train_the_same_weights_on_every_bucket(vae_path, tmp_path):
+    """--compile fuses each block (torch.compile, one shape per bucket with the text padded), on a CPU too; a
+    bucket past torch's default of 8 compiled shapes would silently run eagerly, so the limit is raised."""
+    plain, fused = tmp_path / "plain", tmp_path / "fused"
+    train(tiny_config(vae_path, steps=3), plain, sample_every=0, progress=False)
+    train(tiny_config(vae_path, steps=3), fused, sample_every=0, progress=False, compile=True)
+    assert_close(weights(plain), weights(fused), atol=1e-4)
+    assert torch._dynamo.config.recompile_limit >= 64
+
+
 def test_train_state_of_an_older_run_still_resumes(vae_path, tmp_path):
     """Train states written before FSDP keyed optimizer moments by parameter index (opt.0.exp_avg)."""
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"

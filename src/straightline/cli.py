@@ -255,7 +255,8 @@ def _output_path(out: str | None, stem: str, image: bool = False) -> Path:
     return path
 
 
-SAMPLING_FIELDS = ("negative", "fps", "aspect", "resolution", "size", "steps", "cfg", "seed", "sampler", "preset")
+SAMPLING_FIELDS = ("negative", "fps", "aspect", "resolution", "size", "steps", "cfg", "cfg_interval", "seed", "sampler",
+                   "preset")
 
 
 def _run_and_write(args, requests, paths) -> None:
@@ -381,6 +382,8 @@ def _generation_args(p, seconds_help: str | None = "duration, 0 for an image (or
     p.add_argument("--resolution", type=int, help="short side in pixels, a multiple of 16")
     p.add_argument("--steps", type=int, help="sampling steps")
     p.add_argument("--cfg", type=float, help="classifier-free guidance scale (1 = none)")
+    p.add_argument("--cfg-interval", metavar="LO,HI", help='guide only at diffusion times in LO..HI (0 = noise, '
+                   '1 = data), one pass per step elsewhere; "0,1" guides every step (default: the model\'s own)')
     p.add_argument("--seed", type=int, help="default: a random seed (printed)")
     p.add_argument("--negative", default="", help="what to steer away from (with --cfg other than 1)")
     p.add_argument("--sampler", choices=["euler", "heun"])

@@ -422,15 +422,8 @@ class CostModel:
 
     def flops(self, request) -> float:
         """Forward FLOPs of a validated pipeline.Request's sampling."""
-        per_step = (2 if request.sampler == "heun" else 1) * (1 if request.cfg == 1 else 2)
-        total = 0.0
-        for p in request.plan:
-            tokens = (1 + (p.frames - 1) // 4) * (request.height // 16) * (request.width // 16)
-            steps = request.steps
-            if request.mode == "edit" and request.strength < 1:
-                steps = max(1, math.ceil(steps * request.strength))
-            total += steps * per_step * tokens * self._flops_per_token(tokens)
-        return total
+        from .pipeline import dit_forwards
+        return sum(forwards * tokens * self._flops_per_token(tokens) for tokens, forwards in dit_forwards(request))
 
     def device_seconds(self, request) -> float:
         return self.flops(request) / self.flops_per_second + self.overhead_s

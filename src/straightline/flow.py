@@ -47,4 +47,4 @@ def sample_timesteps(batch: int, shift: float = 1.0, *, mean: float = 0.0, std: 
 
 def sampling_times(steps: int, shift: float = 1.0, device=None) -> torch.Tensor:
     """steps + 1 times from 0 (noise) to 1 (data), shifted like training."""
-    return shift_time(torch.linspace(0, 1, steps + 1, device=device), shift)
+    return shift_time(torch.linspace(0, 1, steps + 1, device=device), shift).clamp(0, 1)   # not -1e-7 at 0

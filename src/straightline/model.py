@@ -22,7 +22,7 @@ DEFAULT_PATH = Path(__file__).parent / "weights"
 # "dit": the folder of the diffusion transformer inside the model folder; a preset may name another (the
 # shipped model's `fast` preset names a distilled few-step student, weights/dit-fast/)
 DEFAULTS = {"fps": 12, "seconds": 2.0, "resolution": 128, "aspect": "16:9", "steps": 20, "cfg": 5.0,
-            "sampler": "euler", "max_tokens": 16384, "dit": "dit"}
+            "cfg_interval": (0.0, 1.0), "sampler": "euler", "max_tokens": 16384, "dit": "dit"}
 
 # named bundles of those defaults (`--preset NAME`); model.json's "presets" add to or replace them.
 # fast: 8 steps instead of 20, 2.5x less sampling, for a model without a student of its own; what it costs in

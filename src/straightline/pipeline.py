@@ -113,6 +113,7 @@ class Request:
     direction: str = "forward"
     strength: float = 1.0
     dit: str = "dit"            # the model folder's DiT that samples it (a preset may name a student)
+    cfg_interval: tuple[float, float] = (0.0, 1.0)   # guidance only at times t in it (sampling.classifier_free_guidance)
 
     @property
     def plan(self) -> tuple[Pass, ...]:
@@ -147,6 +148,18 @@ def _number(name: str, value, lo: float, hi: float, allowed: str, integer: bool 
     if not math.isfinite(number) or not lo <= number <= hi or (integer and number != int(number)):
         raise InvalidRequest(name, value, allowed)
     return int(number) if integer else number
+
+
+def _interval(name: str, value) -> tuple[float, float]:
+    """(lo, hi) with 0 <= lo <= hi <= 1, from two numbers or a "lo,hi" string."""
+    allowed = 'two diffusion times "lo,hi" with 0 <= lo <= hi <= 1 (0 = noise, 1 = data), e.g. "0.1,0.75"'
+    parts = value.split(",") if isinstance(value, str) else value
+    if not isinstance(parts, (list, tuple)) or len(parts) != 2:
+        raise InvalidRequest(name, value, allowed)
+    lo, hi = (_number(name, v, 0, 1, allowed) for v in parts)
+    if lo > hi:
+        raise InvalidRequest(name, value, allowed)
+    return lo, hi
 
 
 def _text(name: str, value, allow_empty: bool) -> str:
@@ -338,8 +351,8 @@ def _new_frames(seconds, frames, fps: float, default_seconds: float) -> int:
 
 def validate_request(prompt="", *, mode="generate", image=None, end_image=None, video=None, end_video=None,
                      direction=None, strength=None, negative="", seconds=None, frames=None, fps=None,
-                     aspect=None, resolution=None, size=None, steps=None, cfg=None, seed=None, sampler=None,
-                     preset=None, info: ModelInfo | None = None) -> Request:
+                     aspect=None, resolution=None, size=None, steps=None, cfg=None, cfg_interval=None, seed=None,
+                     sampler=None, preset=None, info: ModelInfo | None = None) -> Request:
     """Check every field of a generation request once, for the CLI and the service alike; read its inputs.
 
     Fields left out (None) take the model's defaults (`info.default(...)`, else model.DEFAULTS). Numbers may
@@ -362,6 +375,8 @@ def validate_request(prompt="", *, mode="generate", image=None, end_image=None, 
         fps: frames per second of the result.
         size ("WxH") or aspect ("16:9") with resolution (the short side), not both. Sides are multiples of 16.
         steps, cfg, sampler: sampling effort, guidance scale (1 = none), "euler" or "heun".
+        cfg_interval: (lo, hi) or "lo,hi" in [0, 1]: guidance only at diffusion times in it (0 = noise, 1 =
+            data); outside it one conditional pass per step. The shipped model skips guidance near noise.
         seed: None draws one from the OS; it is recorded in the Request so the video can be made again.
         preset: a named bundle of defaults ("fast"; model.PRESETS and the model's own), under the fields given.
     Returns:
@@ -406,6 +421,7 @@ def validate_request(prompt="", *, mode="generate", image=None, end_image=None, 
                     "a whole number of sampling steps from 1 to 200", integer=True)
     cfg = _number("cfg", default("cfg") if cfg is None else cfg, 0, 20,
                   "a guidance scale from 0 to 20 (1 = no guidance)")
+    cfg_interval = _interval("cfg_interval", default("cfg_interval") if cfg_interval is None else cfg_interval)
     if seed is None:
         seed = secrets.randbelow(2**31)    # from the OS; recorded, so the result can be reproduced
     seed = _number("seed", seed, 0, MAX_SEED, f"a whole number from 0 to {MAX_SEED}", integer=True)
@@ -424,7 +440,7 @@ def validate_request(prompt="", *, mode="generate", image=None, end_image=None, 
     return Request(prompt, negative, width, height, total, fps, steps, cfg, seed, sampler,
                    requested if requested not in (None, total) else None, mode,
                    () if passes == (Pass(total),) else passes, image, end_image, video, end_video, direction,
-                   strength if mode == "edit" else 1.0, dit)
+                   strength if mode == "edit" else 1.0, dit, cfg_interval)
 
 
 def _read_inputs(mode: str, media: dict, size, aspect, resolution, fps: float, info: ModelInfo):
@@ -723,8 +739,22 @@ def _times(r: Request, frames: int, device=None) -> torch.Tensor:
 
 def batch_key(r: Request) -> tuple:
     """Requests with one key run as one batch: the shape of every pass, the sampling and the DiT."""
-    return (tuple(p.frames for p in r.plan), r.height, r.width, r.steps, r.sampler, r.cfg,
+    return (tuple(p.frames for p in r.plan), r.height, r.width, r.steps, r.sampler, r.cfg, r.cfg_interval,
             r.strength if r.mode == "edit" else None, r.dit)
+
+
+def dit_forwards(r: Request) -> list[tuple[int, int]]:
+    """(latent tokens, sample-forwards) of each sampler pass of a request: what its sampling costs. A guided
+    evaluation is two sample-forwards (conditional and unconditional), one outside the guidance interval;
+    Heun evaluates twice a step but the last."""
+    counts = []
+    for p in r.plan:
+        times = _times(r, p.frames).tolist()
+        evaluated = times[:-1] + (times[1:-1] if r.sampler == "heun" else [])
+        lo, hi = r.cfg_interval
+        counts.append((_latent_tokens(p.frames, r.width, r.height),
+                       sum(2 if r.cfg != 1 and lo <= t <= hi else 1 for t in evaluated)))
+    return counts
 
 
 # --- 2-8. the pipeline ---------------------------------------------------------------------------------
@@ -861,14 +891,18 @@ class Pipeline:
             x = flow.interpolate(source, noise, times[:1].expand(len(clips)))
         forward = self._forward(dit)
 
-        def velocity_of(x, t, cond=cond):   # (B', C, T, H, W), (B',) -> (B', C, T, H, W) in fp32
-            return forward(x, t, text.tokens, text.mask, text.pooled, cond)
+        B = len(clips)
+
+        def velocity_of(x, t):   # the prompts alone: (B, C, T, H, W), (B,) -> (B, C, T, H, W) in fp32
+            return forward(x, t, text.tokens[:B], text.mask[:B], text.pooled[:B], cond)
 
         def velocity_pair(x, t):   # conditional and unconditional halves in one forward pass of batch 2B
             both = None if cond is None else torch.cat([cond, cond])
-            return velocity_of(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)
+            return forward(torch.cat([x, x]), torch.cat([t, t]), text.tokens, text.mask, text.pooled,
+                           both).chunk(2)
 
-        velocity = sampling.classifier_free_guidance(velocity_pair, r.cfg) if guided else velocity_of
+        velocity = sampling.classifier_free_guidance(velocity_pair, r.cfg, velocity_of, r.cfg_interval) \
+            if guided else velocity_of
         if cond is not None:
             velocity = keep_known_on_path(velocity, cond, noise)
         latents = SAMPLERS[r.sampler](velocity, x, times, on_step=progress)
@@ -893,8 +927,7 @@ class Pipeline:
         `compile`); made once per DiT."""
         if id(dit) not in self._forwards:
             if self.compile:
-                for block in dit.blocks:
-                    block.compile(dynamic=False)   # one block's code, compiled once per shape, reused by all
+                dit.compile_blocks()
             autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
 
             def forward(*args):

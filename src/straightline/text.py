@@ -63,6 +63,7 @@ class TextEncoder:
 
     def __init__(self, path: str | Path = "default", device="cpu", max_tokens: int = 77, cache_size: int = 4096):
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
         self.name = DEFAULT_NAME if str(path) in ("default", DEFAULT_NAME) else str(path)
         folder = default_path() if self.name == DEFAULT_NAME else Path(path)
@@ -70,7 +71,13 @@ class TextEncoder:
             raise InvalidRequest("text_encoder", str(path), f"'default' ({DEFAULT_NAME}) or a local folder with a "
                                  "Hugging Face encoder (config.json, tokenizer files, weights)")
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        self.model = AutoModel.from_pretrained(str(folder), local_files_only=True).to(device).eval()
+        shown = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()      # a "Loading weights" bar for a 22 MB encoder is noise on the CLI
+        try:
+            self.model = AutoModel.from_pretrained(str(folder), local_files_only=True).to(device).eval()
+        finally:
+            if shown:
+                hf_logging.enable_progress_bar()
         self.model.requires_grad_(False)
         self.device, self.max_tokens = torch.device(device), max_tokens
         self.dim = self.model.config.hidden_size

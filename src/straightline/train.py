@@ -434,6 +434,8 @@ def parallel_mode(requested: str, model: DiT, world: int) -> str:
 def parallelize(model: DiT, ema: DiT, mode: str, *, checkpoint_activations: bool, compile: bool, bf16: bool):
     """Wrap `model` in place for training and return the network to call. `ema` is sharded like the model
     under FSDP (each parameter split along dim 0 over the ranks, so the EMA update stays local)."""
+    if compile:   # block by block, before any wrapping (DDP, FSDP): the whole model as one graph compiles for minutes
+        model.compile_blocks()
     if checkpoint_activations:
         # keep only each block's input and recompute its insides in backward: memory per block falls from
         # all attention/MLP activations to one (B, L, D) tensor, for about a third more compute
@@ -446,14 +448,11 @@ def parallelize(model: DiT, ema: DiT, mode: str, *, checkpoint_activations: bool
         mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if bf16 else None, reduce_dtype=torch.float32,
                                   cast_forward_inputs=False)
         for block in model.blocks:       # one all-gather per block, freed after use: peak is one block's weights
-            if compile:
-                block.compile(dynamic=False)
             fully_shard(block, mesh=mesh, mp_policy=mp)
         fully_shard(model, mesh=mesh, mp_policy=mp)
         fully_shard(ema, mesh=mesh)
         return model
-    net = torch.nn.parallel.DistributedDataParallel(model) if mode == "ddp" else model
-    return torch.compile(net, dynamic=False) if compile else net
+    return torch.nn.parallel.DistributedDataParallel(model) if mode == "ddp" else model
 
 
 def _local(p: torch.Tensor) -> torch.Tensor:
@@ -568,6 +567,8 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
         bucket, on = drawn["bucket"], {k: v.to(device, non_blocking=True) for k, v in drawn.items()
                                        if isinstance(v, torch.Tensor)}
         text = text_encoder(drawn["prompts"])
+        if compile:
+            text = text.padded(32)     # one compiled shape per bucket, not per bucket and longest caption
         lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
         for group in opt.param_groups:
             group["lr"] = lr

@@ -205,6 +205,16 @@ def edge_l1(pred, target):
     return (dx(pred) - dx(target)).abs().mean() + (dy(pred) - dy(target)).abs().mean()
 
 
+def loss_terms(recon, video, mean, logvar, temporal_factor: int, names) -> dict:
+    """The named loss terms of a reconstruction (B, C, T, H, W) of `video` and its posterior (mean, logvar)."""
+    term = {"l1": lambda: (recon - video).abs().mean(), "edge": lambda: edge_l1(recon, video),
+            "temporal": lambda: temporal_l1(recon, video), "motion": lambda: motion_l1(recon, video),
+            "boundary": lambda: temporal_l1(recon, video, every=temporal_factor),
+            "profile": lambda: change_profile_l1(recon, video),
+            "kl": lambda: kl_divergence(mean.float(), logvar.float())}
+    return {name: term[name]() for name in names}
+
+
 class PatchDiscriminator(nn.Module):
     """A small 3D patch discriminator (hinge loss) for the optional adversarial term."""
 
@@ -315,18 +325,18 @@ def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: fl
                                               worker_init_fn=_one_thread, generator=torch.Generator())
     batches = iter(batches)
     start, metrics = time.time(), {}
+    weights = {"l1": 1.0, "edge": cfg.edge_weight, "temporal": cfg.temporal_weight, "motion": cfg.motion_weight,
+               "boundary": cfg.boundary_weight, "profile": cfg.profile_weight, "kl": cfg.kl_weight}
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="vae", unit="step")
     while step < cfg.steps and (time_limit is None or time.time() - start < time_limit):
         video = to_model_input(next(batches)).to(device)
         with autocast:   # a decoder trained alone decodes the posterior mean, which is what diffusion makes
             recon, mean, logvar = vae(video, sample=not cfg.decoder_only)
         recon = recon.float()
-        l1, edge, kl = (recon - video).abs().mean(), edge_l1(recon, video), kl_divergence(mean.float(), logvar.float())
-        temporal, motion = temporal_l1(recon, video), motion_l1(recon, video)
-        boundary = temporal_l1(recon, video, every=vae.cfg.temporal_factor)
-        profile = change_profile_l1(recon, video)
-        loss = (l1 + cfg.edge_weight * edge + cfg.temporal_weight * temporal + cfg.motion_weight * motion
-                + cfg.boundary_weight * boundary + cfg.profile_weight * profile + cfg.kl_weight * kl)
+        # only the weighted terms are computed (and back-propagated) every step; the others just for the log
+        weighted = {name: w for name, w in weights.items() if w}
+        terms = loss_terms(recon, video, mean, logvar, vae.cfg.temporal_factor, weighted)
+        loss = sum(w * terms[name] for name, w in weighted.items())
         use_gan = disc is not None and step >= cfg.gan_start
         if use_gan:
             with autocast:
@@ -348,9 +358,9 @@ def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: fl
         step += 1
         bar.update(1)
         if step % log_every == 0 or step == cfg.steps:
-            metrics = {"step": step, "loss": loss.item(), "l1": l1.item(), "edge": edge.item(),
-                       "temporal": temporal.item(), "motion": motion.item(), "boundary": boundary.item(),
-                       "profile": profile.item(), "kl": kl.item(),
+            with torch.no_grad():
+                terms |= loss_terms(recon, video, mean, logvar, vae.cfg.temporal_factor, weights.keys() - terms.keys())
+            metrics = {"step": step, "loss": loss.item()} | {name: terms[name].item() for name in weights} | {
                        "psnr": psnr(recon.detach().clamp(-1, 1), video, peak=2.0), "grad_norm": grad_norm.item(),
                        "shape": list(video.shape), "elapsed_s": round(time.time() - start, 1)}
             if folder is not None and not workers:

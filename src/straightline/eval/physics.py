@@ -284,8 +284,8 @@ def continue_clip(pipeline, request, given: torch.Tensor):
     from ..pipeline import validate_request
     extend = validate_request(request.prompt, mode="extend", video=given, frames=request.frames - len(given),
                               fps=request.fps, size=(request.width, request.height), steps=request.steps,
-                              cfg=request.cfg, seed=request.seed, sampler=request.sampler, negative=request.negative,
-                              info=pipeline.info)
+                              cfg=request.cfg, cfg_interval=request.cfg_interval, seed=request.seed,
+                              sampler=request.sampler, negative=request.negative, info=pipeline.info)
     return pipeline.generate([extend])[0]
 
 

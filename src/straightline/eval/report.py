@@ -423,7 +423,7 @@ def run_suite(pipeline, suite: Suite, out, *, label: str = "model", sections=SEC
     dit = getattr(pipeline, "dit", None)
     model = {"dit_parameters": sum(p.numel() for p in dit.parameters()) if dit is not None else None,
              "defaults": {k: pipeline.info.default(k) for k in ("fps", "seconds", "resolution", "steps", "cfg",
-                                                                "sampler")},
+                                                                "cfg_interval", "sampler")},
              "trained": getattr(pipeline.info, "trained", {})}
     device = str(getattr(pipeline, "device", "cpu"))
     return {"label": label, "suite": asdict(suite), "device": device, "hardware": hardware(device),

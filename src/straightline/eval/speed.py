@@ -4,8 +4,8 @@
 
 Each size is generated `repeats` times at batch 1 with a fresh prompt (the text encoder caches embeddings) after
 one warm-up; times are the pipeline's own (Result.timings, which synchronise the GPU). FLOPs are the DiT's
-forward FLOPs (dit.flops_per_token) times tokens, times model evaluations (steps, x2 with guidance, x2 for Heun
-apart from its last step); the text encoder and the VAE are left out.
+forward FLOPs (dit.flops_per_token) times tokens, times sample-forwards (pipeline.dit_forwards: a step, x2 where
+guided, x2 for Heun apart from its last step); the text encoder and the VAE are left out.
 """
 
 from . import stats
@@ -17,10 +17,8 @@ def dit_flops(pipeline, request) -> float | None:
     dit = getattr(pipeline, "dit", None)
     if dit is None or not hasattr(dit, "flops_per_token"):
         return None
-    tokens = request.latent_tokens
-    evaluations = request.steps * (2 if request.sampler == "heun" else 1) - (request.sampler == "heun")
-    evaluations *= 2 if request.cfg != 1 else 1
-    return dit.flops_per_token(tokens) * tokens * evaluations
+    from ..pipeline import dit_forwards
+    return sum(forwards * tokens * dit.flops_per_token(tokens) for tokens, forwards in dit_forwards(request))
 
 
 def speed(pipeline, sizes, *, repeats: int = 3, seed: int = 0, **request_fields) -> list[dict]:

@@ -284,7 +284,7 @@ def create_app(settings: Settings | None = None, store: JobStore | None = None, 
         s = source["summary"]
         defaults = {"model": source["model"], "size": f"{s['width']}x{s['height']}", "fps": s["fps"],
                     "seed": s["seed"], "steps": s["steps"], "cfg": s["cfg"], "sampler": s["sampler"],
-                    "strength": DEFAULT_STRENGTH}
+                    "strength": DEFAULT_STRENGTH} | ({"cfg_interval": s["cfg_interval"]} if "cfg_interval" in s else {})
         body = {"mode": "edit", **defaults, **body}
         return await submit(request, body, {}, remix_of=source)
 
@@ -497,7 +497,8 @@ def video_object(job: dict, store: JobStore, settings: Settings) -> dict:
         # extensions
         "mode": s["mode"], "fps": s["fps"], "frames": r.get("frames", s["frames"]),
         "requested_frames": s["requested_frames"] or s["frames"], "seed": s["seed"], "steps": s["steps"],
-        "cfg": s["cfg"], "sampler": s["sampler"], "negative_prompt": s["negative_prompt"],
+        "cfg": s["cfg"], "cfg_interval": s.get("cfg_interval"), "sampler": s["sampler"],
+        "negative_prompt": s["negative_prompt"],
         "expanded_prompt": s.get("expanded_prompt"), "note": r.get("note", s["note"]),
         "queue_position": store.queue_position(job["seq"]) if job["status"] == "queued" else None,
         "cancel_requested": bool(job["cancel_requested"]), "attempts": job["attempts"],

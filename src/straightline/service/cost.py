@@ -9,7 +9,6 @@ with guidance); the text encoder and the autoencoder are left out: they are a sm
 """
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 
 from ..errors import InvalidRequest
 from ..model import resolve
+from ..pipeline import dit_forwards
 
 
 @dataclass
@@ -66,14 +66,4 @@ def flops_per_token(model: str):
 def estimate_flops(request, model: str) -> float:
     """Forward FLOPs of a validated pipeline.Request's sampling on `model` (a model folder or "default")."""
     per_token = flops_per_token(str(model))
-    forwards_per_step = 2 if request.sampler == "heun" else 1
-    batch = 1 if request.cfg == 1 else 2
-    total = 0.0
-    for p in request.plan:
-        # latent frames (1 + (frames - 1) / 4) × latent height / 2 × latent width / 2 (1 × 2 × 2 patches)
-        tokens = (1 + (p.frames - 1) // 4) * (request.height // 16) * (request.width // 16)
-        steps = request.steps
-        if request.mode == "edit" and request.strength < 1:   # SDEdit starts part way
-            steps = max(1, math.ceil(request.steps * request.strength))
-        total += steps * forwards_per_step * batch * tokens * per_token(tokens)
-    return float(total)
+    return float(sum(forwards * tokens * per_token(tokens) for tokens, forwards in dit_forwards(request)))
