@@ -92,7 +92,7 @@ def timing(pipe, prompts: list[str], seconds: float, resolution: int, args) -> d
     """Median phase times over prompts[1:] after a warm-up on prompts[0]. Each run has its own prompt: the text
     encoder caches embeddings, and a repeated prompt would time a cache hit."""
     requests = [pipe.validate(prompt, seconds=seconds, resolution=resolution, fps=args.fps, steps=args.steps,
-                              cfg=args.cfg, seed=0) for prompt in prompts]
+                              cfg=args.cfg, cfg_interval=args.cfg_interval, seed=0) for prompt in prompts]
     video = pipe.generate(requests[0])[0].frames                      # warm-up: allocator, first calls
     runs = [pipe.generate(request)[0].timings for request in requests[1:]]
     phases = {key: statistics.median(run[key] for run in runs) for key in ("text_s", "sampling_s", "decode_s",
@@ -112,6 +112,8 @@ def main():
     parser.add_argument("--aspect", default="16:9", help="aspect ratio of the adherence prompts' scenes")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's own)")
+    parser.add_argument("--cfg-interval", default=None, metavar="LO,HI",
+                        help="diffusion times that are guided (default: the model's own)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=8, help="requests per generate call")
     parser.add_argument("--framing-n", type=int, default=40, help="prompts for the framing table")
@@ -125,6 +127,8 @@ def main():
 
     pipe = Pipeline(args.model, args.device)
     args.cfg = pipe.info.default("cfg") if args.cfg is None else args.cfg
+    args.cfg_interval = [float(v) for v in args.cfg_interval.split(",")] if args.cfg_interval else \
+        pipe.info.default("cfg_interval")
     params = sum(p.numel() for p in pipe.dit.parameters()) / 1e6
     vae_params = sum(p.numel() for p in pipe.vae.parameters()) / 1e6
     print(f"# Generation benchmark: model `{args.model}`\n")
@@ -132,9 +136,11 @@ def main():
     trained = json.dumps(pipe.info.trained) if pipe.info.trained else "not recorded"
     print(f"DiT {params:.2f}M parameters ({pipe.dit.cfg.dim} wide, {pipe.dit.cfg.depth} blocks), VAE "
           f"{vae_params:.2f}M, text encoder {pipe.info.text_encoder}; trained on: {trained}.  ")
-    print(f"Generation: {args.steps} {pipe.info.default('sampler')} steps, cfg {args.cfg:g}, {args.fps:g} fps.\n")
+    print(f"Generation: {args.steps} {pipe.info.default('sampler')} steps, "
+          f"cfg {args.cfg:g} at t in {list(args.cfg_interval)}, {args.fps:g} fps.\n")
 
-    fields = {"resolution": args.resolution, "fps": args.fps, "steps": args.steps, "cfg": args.cfg}
+    fields = {"resolution": args.resolution, "fps": args.fps, "steps": args.steps, "cfg": args.cfg,
+              "cfg_interval": args.cfg_interval}
     if "adherence" not in args.skip:
         cases = (prompt_set(args.n, "train", aspect=args.aspect, seconds=args.seconds)
                  + prompt_set(args.n, "heldout", aspect=args.aspect, seconds=args.seconds))

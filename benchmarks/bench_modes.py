@@ -254,24 +254,30 @@ def main():
     parser.add_argument("--aspect", default="16:9")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's own)")
+    parser.add_argument("--cfg-interval", default=None, metavar="LO,HI",
+                        help="diffusion times that are guided (default: the model's own)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip", nargs="*", default=[], choices=["i2v", "seams", "long", "edit"])
     args = parser.parse_args()
 
     pipe = Pipeline(args.model, args.device)
     args.cfg = pipe.info.default("cfg") if args.cfg is None else args.cfg
+    args.cfg_interval = [float(v) for v in args.cfg_interval.split(",")] if args.cfg_interval else \
+        pipe.info.default("cfg_interval")
     cases = prompt_set(args.n, "train", aspect=args.aspect, seconds=args.seconds)
     probe = pipe.validate(cases[0].prompt, aspect=args.aspect, resolution=args.resolution, fps=args.fps,
                           seconds=args.seconds)
     width, height, frames = probe.width, probe.height, probe.frames
-    fields = {"size": f"{width}x{height}", "fps": args.fps, "steps": args.steps, "cfg": args.cfg, "seed": 0}
+    fields = {"size": f"{width}x{height}", "fps": args.fps, "steps": args.steps, "cfg": args.cfg,
+              "cfg_interval": args.cfg_interval, "seed": 0}
     renders = [render(c.scene, width, height, fps=args.fps, num_frames=frames).frames for c in cases]
     params = sum(p.numel() for p in pipe.dit.parameters()) / 1e6
     start = time.perf_counter()
     print(f"# Image and video prompting: model `{args.model}`\n")
     print(f"{datetime.date.today()}; device {args.device}; {hardware(args.device)}.  ")
     print(f"DiT {params:.2f}M parameters; {args.n} ToyWorld scenes ({args.aspect}, {width}x{height}, {frames} "
-          f"frames at {args.fps:g} fps); {args.steps} steps, cfg {args.cfg:g}, seed 0.\n")
+          f"frames at {args.fps:g} fps); {args.steps} steps, "
+          f"cfg {args.cfg:g} at t in {list(args.cfg_interval)}, seed 0.\n")
 
     if "i2v" not in args.skip:
         print("## Image to video\n")
