@@ -376,7 +376,7 @@ def validate_request(prompt="", *, mode="generate", image=None, end_image=None, 
         size ("WxH") or aspect ("16:9") with resolution (the short side), not both. Sides are multiples of 16.
         steps, cfg, sampler: sampling effort, guidance scale (1 = none), "euler" or "heun".
         cfg_interval: (lo, hi) or "lo,hi" in [0, 1]: guidance only at diffusion times in it (0 = noise, 1 =
-            data); outside it one conditional pass per step. The shipped model skips guidance near noise.
+            data); outside it one conditional pass per step. The shipped model guides t <= 0.5 only.
         seed: None draws one from the OS; it is recorded in the Request so the video can be made again.
         preset: a named bundle of defaults ("fast"; model.PRESETS and the model's own), under the fields given.
     Returns:
