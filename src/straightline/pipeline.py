@@ -113,7 +113,7 @@ class Request:
     direction: str = "forward"
     strength: float = 1.0
     dit: str = "dit"            # the model folder's DiT that samples it (a preset may name a student)
-    cfg_interval: tuple[float, float] = (0.0, 1.0)   # guidance only at times t in it (sampling.classifier_free_guidance)
+    cfg_interval: tuple[float, float] = (0.0, 1.0)   # guided times t (sampling.classifier_free_guidance)
 
     @property
     def plan(self) -> tuple[Pass, ...]:

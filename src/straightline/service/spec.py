@@ -1,8 +1,8 @@
 """From the API's fields to a job: the mapping onto validate_request, the one check the CLI makes too.
 
 OpenAI's fields: prompt, model, seconds, size, input_reference. Ours, as extra fields: mode, fps, frames,
-aspect, resolution, seed, steps, cfg, cfg_interval, sampler, preset, negative_prompt, strength, direction, end_reference,
-source_video_id, expand_prompt. Every field arrives as text from a form or typed from JSON; numbers are
+aspect, resolution, seed, steps, cfg, cfg_interval, sampler, preset, negative_prompt, strength, direction,
+end_reference, source_video_id, expand_prompt. Every field arrives as text from a form or typed from JSON; numbers are
 checked by validate_request, which takes numeric strings.
 
 A job stores the keyword arguments of validate_request (with the seed drawn, so the worker makes exactly
@@ -30,8 +30,8 @@ PASSED = ("seconds", "size", "fps", "frames", "aspect", "resolution", "steps", "
 TEXT_FIELDS = ("prompt", "model", "mode", "negative_prompt", "source_video_id", "size", "aspect", "sampler",
                "preset", "direction")
 CREATE_FIELDS = ("prompt", "model", "seconds", "size", "input_reference", "mode", "fps", "frames", "aspect",
-                 "resolution", "seed", "steps", "cfg", "cfg_interval", "sampler", "preset", "negative_prompt", "strength",
-                 "direction", "end_reference", "source_video_id", "expand_prompt")
+                 "resolution", "seed", "steps", "cfg", "cfg_interval", "sampler", "preset", "negative_prompt",
+                 "strength", "direction", "end_reference", "source_video_id", "expand_prompt")
 FILE_FIELDS = ("input_reference", "end_reference")
 
 
@@ -118,8 +118,8 @@ def validate(body: dict, inputs: dict[str, object], info) -> Spec:
 def summarize(r: Request) -> dict:
     return {"width": r.width, "height": r.height, "frames": r.frames, "requested_frames": r.requested_frames,
             "fps": r.fps, "seconds": round((r.frames - 1) / r.fps, 3), "steps": r.steps, "cfg": r.cfg,
-            "cfg_interval": list(r.cfg_interval), "seed": r.seed, "sampler": r.sampler, "mode": r.mode, "negative_prompt": r.negative,
-            "note": describe(r)}
+            "cfg_interval": list(r.cfg_interval), "seed": r.seed, "sampler": r.sampler, "mode": r.mode,
+            "negative_prompt": r.negative, "note": describe(r)}
 
 
 def shape_of(r: Request) -> str:
