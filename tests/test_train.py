@@ -93,10 +93,12 @@ def test_distill_loss_is_zero_for_the_teacher_itself_without_guidance_only():
     cond, _ = conditioning(latents, random.Random(0), 0.0)
     teacher.requires_grad_(False)
     weight, times, segment = torch.ones(2, 1, 2, 1, 1), flow.sampling_times(2), torch.tensor([0, 1])
-    loss = lambda scale, substeps: distill_loss(teacher, teacher, latents, text, empty, noise, cond, weight,
-                                                times, segment, scale, substeps).item()
+    loss = lambda scale, substeps, interval=(0, 1): distill_loss(
+        teacher, teacher, latents, text, empty, noise, cond, weight, times, segment, scale, substeps, interval).item()
     assert loss(1.0, 1) < 1e-10          # one unguided substep: the teacher's own velocity at the student's x
     assert loss(5.0, 1) > 1e-4 and loss(1.0, 3) > 1e-8   # guidance and substeps are what the student learns
+    # the teacher guides only inside its interval: the substeps start at t = 0 and 0.5
+    assert loss(5.0, 1, (0.6, 1.0)) < 1e-10 and loss(5.0, 1, (0.0, 0.2)) > 1e-4
 
 
 def test_distilling_writes_a_student_that_samples_in_its_steps_without_guidance(vae_path, tmp_path):

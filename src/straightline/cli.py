@@ -185,7 +185,8 @@ def cmd_vae_stats(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from .train import TrainConfig, train
+    from .errors import InvalidRequest
+    from .train import DISTILL_INTERVAL, TrainConfig, train
     fields = ("preset", "vae", "text_encoder", "init", "fps", "cache_clips", "shard_clips", "token_budget", "steps", "lr",
               "warmup", "ema", "text_dropout", "cond_prob", "seed", "distill_steps", "distill_cfg", "distill_substeps",
               "student_init")
@@ -197,6 +198,11 @@ def cmd_train(args) -> None:
         values["aspects"] = tuple(args.aspects.split(","))
     if args.seconds:
         values["seconds"] = tuple(float(s) for s in args.seconds.split(","))
+    if args.distill_cfg_interval:
+        try:
+            values["distill_cfg_interval"] = tuple(float(v) for v in args.distill_cfg_interval.split(","))
+        except ValueError:
+            raise InvalidRequest("distill_cfg_interval", args.distill_cfg_interval, DISTILL_INTERVAL) from None
     metrics = train(TrainConfig(**values), args.out, folder=args.folder, device=args.device,
                     time_limit=args.time_limit, compile=args.compile, sample_every=args.sample_every,
                     cache_workers=args.cache_workers, cache_only=args.cache_only, parallel=args.parallel,
@@ -569,6 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "this many steps without guidance (its model.json says so)")
     t.add_argument("--distill-cfg", type=float, help="the teacher's guidance scale the student absorbs (default 5)")
     t.add_argument("--distill-substeps", type=int, help="teacher Euler steps per student step (default 5)")
+    t.add_argument("--distill-cfg-interval", metavar="LO,HI", help="the teacher guides only at diffusion times in "
+                   "LO..HI, as generate's --cfg-interval (default 0,1: every substep)")
     t.add_argument("--student-init", help="with --distill-steps: start the student from this DiT folder instead of "
                    "the teacher ('default': the shipped fast student), to distil further")
     t.add_argument("--seed", type=int)

@@ -74,6 +74,9 @@ PREVIEW_PROMPTS = ("a red ball bouncing on a wooden floor",
 
 # --- 1. configuration ------------------------------------------------------------------------------------
 
+DISTILL_INTERVAL = "two diffusion times lo,hi with 0 <= lo <= hi <= 1 (0 = noise, 1 = data)"
+
+
 @dataclass
 class TrainConfig:
     preset: str = "default"                  # DiT size (dit.PRESETS)
@@ -104,6 +107,7 @@ class TrainConfig:
                                              # this many Euler steps without guidance (distill_loss)
     distill_cfg: float = 5.0                 # the teacher's guidance scale, which the student absorbs
     distill_substeps: int = 5                # teacher Euler steps per student step
+    distill_cfg_interval: tuple[float, float] = (0.0, 1.0)   # the teacher's guided times (1 outside)
     student_init: str = ""                   # start the student from this DiT folder (dit.json + safetensors;
                                              # 'default': the shipped student, weights/dit-fast) to distil further
 
@@ -121,6 +125,9 @@ class TrainConfig:
             raise InvalidRequest("student_init", self.student_init, "a student to distil further: only with distill_steps")
         if self.distill_steps < 0 or self.distill_substeps < 1:
             raise InvalidRequest("distill_steps/distill_substeps", None, "distill_steps ≥ 0 and distill_substeps ≥ 1")
+        interval = self.distill_cfg_interval
+        if len(interval) != 2 or not 0 <= interval[0] <= interval[1] <= 1:
+            raise InvalidRequest("distill_cfg_interval", self.distill_cfg_interval, DISTILL_INTERVAL)
 
     def buckets(self) -> list[Bucket]:
         clips = make_buckets(self.resolutions, self.aspects, self.seconds, fps=self.fps)
@@ -306,11 +313,12 @@ def flow_loss(model, latents, text, t, noise, cond, weight):
 
 
 def distill_loss(student, teacher, latents, text, empty, noise, cond, weight, times, segment, scale: float,
-                 substeps: int):
+                 substeps: int, interval: tuple[float, float] = (0.0, 1.0)):
     """Few-step distillation. The student's sampler takes the steps `times` (K + 1 times); each sample trains
     one of them, `segment` (B,): from x at its start (the data noised to t_a), the teacher's guided Euler
     substeps reach x_b at t_b, and the student learns, without guidance, the one velocity that makes the same
-    move: (x_b - x_a) / (t_b - t_a). `empty`: the unconditional text of the teacher's guidance."""
+    move: (x_b - x_a) / (t_b - t_a). `empty`: the unconditional text of the teacher's guidance, which applies
+    at substep times within `interval` (as sampling.classifier_free_guidance's)."""
     t_a, t_b = times[segment], times[segment + 1]                            # (B,)
     x_a = flow.interpolate(latents, noise, t_a)
     pair = TextEmbedding.cat([text, empty])
@@ -320,7 +328,8 @@ def distill_loss(student, teacher, latents, text, empty, noise, cond, weight, ti
             s, s_next = (t_a + (t_b - t_a) * j / substeps for j in (k, k + 1))
             v_c, v_u = teacher(torch.cat([x, x]), torch.cat([s, s]), pair.tokens, pair.mask, pair.pooled,
                                torch.cat([cond, cond])).float().chunk(2)
-            x = x + (s_next - s).view(-1, 1, 1, 1, 1) * (v_u + scale * (v_c - v_u))
+            g = torch.where((s >= interval[0]) & (s <= interval[1]), scale, 1.0).view(-1, 1, 1, 1, 1)
+            x = x + (s_next - s).view(-1, 1, 1, 1, 1) * (v_u + g * (v_c - v_u))
         target = (x - x_a) / (t_b - t_a).view(-1, 1, 1, 1, 1)
     v = student(x_a, t_a, text.tokens, text.mask, text.pooled, cond)
     err = (v.float() - target).pow(2).mean(dim=(1, 3, 4), keepdim=True)
@@ -578,7 +587,7 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
             else:
                 loss = distill_loss(net, teacher, on["latents"], text, text_encoder([""] * len(drawn["prompts"])),
                                     on["noise"], on["cond"], on["weight"], on["times"], on["segment"],
-                                    cfg.distill_cfg, cfg.distill_substeps)
+                                    cfg.distill_cfg, cfg.distill_substeps, cfg.distill_cfg_interval)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)  # FSDP: all-reduces norms
