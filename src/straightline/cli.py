@@ -185,8 +185,8 @@ def cmd_vae_stats(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from .errors import InvalidRequest
-    from .train import DISTILL_INTERVAL, TrainConfig, train
+    from .request import parse_interval
+    from .train import TrainConfig, train
     fields = ("preset", "vae", "text_encoder", "init", "fps", "cache_clips", "shard_clips", "token_budget", "steps", "lr",
               "warmup", "ema", "text_dropout", "cond_prob", "seed", "distill_steps", "distill_cfg", "distill_substeps",
               "student_init")
@@ -199,10 +199,7 @@ def cmd_train(args) -> None:
     if args.seconds:
         values["seconds"] = tuple(float(s) for s in args.seconds.split(","))
     if args.distill_cfg_interval:
-        try:
-            values["distill_cfg_interval"] = tuple(float(v) for v in args.distill_cfg_interval.split(","))
-        except ValueError:
-            raise InvalidRequest("distill_cfg_interval", args.distill_cfg_interval, DISTILL_INTERVAL) from None
+        values["distill_cfg_interval"] = parse_interval(args.distill_cfg_interval, "distill_cfg_interval")
     metrics = train(TrainConfig(**values), args.out, folder=args.folder, device=args.device,
                     time_limit=args.time_limit, compile=args.compile, sample_every=args.sample_every,
                     cache_workers=args.cache_workers, cache_only=args.cache_only, parallel=args.parallel,

@@ -60,7 +60,7 @@ from .data import from_model_output, to_model_input
 from .dit import DiT
 from .errors import InvalidRequest, MediaError
 from .model import ModelInfo, load_model, resolve
-from .request import nearest_valid_frames, parse_aspect, parse_size, size_for
+from .request import nearest_valid_frames, parse_aspect, parse_interval, parse_size, size_for
 from .text import TextEmbedding, load_text_encoder
 from .video_io import Video, probe, read_video, resize_video
 
@@ -148,18 +148,6 @@ def _number(name: str, value, lo: float, hi: float, allowed: str, integer: bool 
     if not math.isfinite(number) or not lo <= number <= hi or (integer and number != int(number)):
         raise InvalidRequest(name, value, allowed)
     return int(number) if integer else number
-
-
-def _interval(name: str, value) -> tuple[float, float]:
-    """(lo, hi) with 0 <= lo <= hi <= 1, from two numbers or a "lo,hi" string."""
-    allowed = 'two diffusion times "lo,hi" with 0 <= lo <= hi <= 1 (0 = noise, 1 = data), e.g. "0.1,0.75"'
-    parts = value.split(",") if isinstance(value, str) else value
-    if not isinstance(parts, (list, tuple)) or len(parts) != 2:
-        raise InvalidRequest(name, value, allowed)
-    lo, hi = (_number(name, v, 0, 1, allowed) for v in parts)
-    if lo > hi:
-        raise InvalidRequest(name, value, allowed)
-    return lo, hi
 
 
 def _text(name: str, value, allow_empty: bool) -> str:
@@ -421,7 +409,7 @@ def validate_request(prompt="", *, mode="generate", image=None, end_image=None, 
                     "a whole number of sampling steps from 1 to 200", integer=True)
     cfg = _number("cfg", default("cfg") if cfg is None else cfg, 0, 20,
                   "a guidance scale from 0 to 20 (1 = no guidance)")
-    cfg_interval = _interval("cfg_interval", default("cfg_interval") if cfg_interval is None else cfg_interval)
+    cfg_interval = parse_interval(default("cfg_interval") if cfg_interval is None else cfg_interval)
     if seed is None:
         seed = secrets.randbelow(2**31)    # from the OS; recorded, so the result can be reproduced
     seed = _number("seed", seed, 0, MAX_SEED, f"a whole number from 0 to {MAX_SEED}", integer=True)

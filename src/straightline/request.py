@@ -26,6 +26,23 @@ def parse_aspect(text: str | float) -> float:
     return value
 
 
+INTERVAL = 'two diffusion times "lo,hi" with 0 <= lo <= hi <= 1 (0 = noise, 1 = data), e.g. "0.1,0.75"'
+
+
+def parse_interval(value, name: str = "cfg_interval") -> tuple[float, float]:
+    """"0.1,0.75" or two numbers -> (lo, hi) with 0 <= lo <= hi <= 1: the diffusion times that are guided."""
+    parts = value.split(",") if isinstance(value, str) else value
+    try:
+        if any(isinstance(v, bool) for v in parts):
+            raise TypeError
+        lo, hi = (float(v) for v in parts)
+    except (TypeError, ValueError):
+        raise InvalidRequest(name, value, INTERVAL) from None
+    if not 0 <= lo <= hi <= 1:          # NaN fails too
+        raise InvalidRequest(name, value, INTERVAL)
+    return lo, hi
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """"320x180" -> (width, height)."""
     m = re.fullmatch(r"\s*(\d+)\s*[x×*,]\s*(\d+)\s*", str(text))

@@ -60,6 +60,7 @@ from .data import (
 from .dit import PRESETS, DiT
 from .errors import InvalidRequest, MediaError
 from .model import ModelInfo, save_model
+from .request import parse_interval
 from .text import TextEmbedding, load_text_encoder
 from .vae import VideoVAE
 from .world import render, sample_scene
@@ -73,9 +74,6 @@ PREVIEW_PROMPTS = ("a red ball bouncing on a wooden floor",
 
 
 # --- 1. configuration ------------------------------------------------------------------------------------
-
-DISTILL_INTERVAL = "two diffusion times lo,hi with 0 <= lo <= hi <= 1 (0 = noise, 1 = data)"
-
 
 @dataclass
 class TrainConfig:
@@ -125,9 +123,7 @@ class TrainConfig:
             raise InvalidRequest("student_init", self.student_init, "a student to distil further: only with distill_steps")
         if self.distill_steps < 0 or self.distill_substeps < 1:
             raise InvalidRequest("distill_steps/distill_substeps", None, "distill_steps ≥ 0 and distill_substeps ≥ 1")
-        interval = self.distill_cfg_interval
-        if len(interval) != 2 or not 0 <= interval[0] <= interval[1] <= 1:
-            raise InvalidRequest("distill_cfg_interval", self.distill_cfg_interval, DISTILL_INTERVAL)
+        parse_interval(self.distill_cfg_interval, "distill_cfg_interval")
 
     def buckets(self) -> list[Bucket]:
         clips = make_buckets(self.resolutions, self.aspects, self.seconds, fps=self.fps)
