@@ -32,7 +32,7 @@ import time
 
 import torch
 
-from straightline.eval.adherence import evaluate, framing, prompt_set
+from straightline.eval.adherence import evaluate, framing, prompt_set, steering
 from straightline.pipeline import Pipeline
 
 COLUMNS = ("color", "shape", "direction", "count", "background", "motion")
@@ -117,11 +117,13 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=8, help="requests per generate call")
     parser.add_argument("--framing-n", type=int, default=40, help="prompts for the framing table")
+    parser.add_argument("--steer-n", type=int, default=24,
+                        help="one-object sliding scenes for the steering row (each generated twice)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up (median)")
     parser.add_argument("--modes", default=None,
                         help="speed rows on a GPU, comma-separated: eager, graphs (CUDA graphs, the default there), "
                              "compile (graphs and fused blocks); default eager,graphs on a GPU, eager on a CPU")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["adherence", "framing", "timing", "long"],
+    parser.add_argument("--skip", nargs="*", default=[], choices=["adherence", "steering", "framing", "timing", "long"],
                         help='sections to leave out ("long": the 4-second clip at twice the resolution)')
     args = parser.parse_args()
 
@@ -149,6 +151,16 @@ def main():
         print(f"## Prompt adherence\n\n{args.n} prompts per split (medium captions, static camera), {args.aspect} "
               f"at short side {args.resolution} px, {args.seconds:g} s; {time.perf_counter() - start:.0f} s in all.\n")
         print(adherence_table(rows) + "\n")
+    if "steering" not in args.skip:
+        start = time.perf_counter()
+        steer = steering(pipe, args.steer_n, seconds=args.seconds, aspect=args.aspect, batch=args.batch,
+                         progress=progress("steering"), **fields)
+        print(f"## Steering\n\n{steer['n']} one-object sliding scenes, each generated from its caption and from the "
+              f"caption with the direction reversed, same seed ({time.perf_counter() - start:.0f} s). A model that "
+              f"follows the word moves the object opposite ways (cosine -1); one that ignores it, the same way (+1).\n")
+        print("| pairs with motion | both follow their word | same heading both times | cosine between the two |")
+        print("|---|---|---|---|")
+        print(f"| {steer['pairs']} | {steer['both']} | {steer['same']} | {steer['cosine']:+.2f} |\n")
     if "framing" not in args.skip:
         cases = prompt_set(args.framing_n, "train", seconds=args.seconds)
         rows = framing(pipe, cases, batch=args.batch, progress=progress("framing"), **fields)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from straightline.eval.adherence import (
+    REVERSED,
     accuracy_table,
     case_scene,
     centre_crop,
@@ -16,12 +17,14 @@ from straightline.eval.adherence import (
     prompt_set,
     score,
     split_of,
+    steering,
+    steering_cases,
     wilson,
 )
 from straightline.model import ModelInfo
 from straightline.pipeline import Request
 from straightline.request import size_for
-from straightline.world import render, vocab
+from straightline.world import captions, render, vocab
 from straightline.world.scene import is_held_out
 
 SHORT, FPS, SECONDS = 96, 8, 1.0
@@ -144,6 +147,31 @@ def test_framing_native_beats_a_cropped_square_on_the_world_itself():
     native = sum(by[a, "model", "native"]["in_view"] for a in ("16:9", "9:16"))
     crop = sum(by[a, "model", "square crop"]["in_view"] for a in ("16:9", "9:16"))
     assert native > crop
+
+
+class WordPipeline:
+    """Renders the scene named by each prompt in `scenes` (prompt -> scene) at the request's size and length."""
+
+    def __init__(self, scenes):
+        self.info, self.scenes = ModelInfo(), scenes
+
+    def generate(self, requests):
+        return [type("Result", (), {"fps": r.fps, "frames": render(self.scenes[r.prompt], r.width, r.height,
+                                                                   fps=r.fps, num_frames=r.frames).frames})()
+                for r in requests]
+
+
+def test_steering_tells_a_model_that_follows_the_direction_word_from_one_that_ignores_it():
+    cases = steering_cases(4)
+    assert all(s.objects[0].motion == "slide" and len(s.objects) == 1 and
+               r.objects[0].direction == REVERSED[s.objects[0].direction] for _, s, r in cases)
+    follows = {captions(s)["medium"]: s for _, scene, reverse in cases for s in (scene, reverse)}
+    ignores = {captions(s)["medium"]: scene for _, scene, reverse in cases for s in (scene, reverse)}
+    fields = {"resolution": 64, "fps": 8, "steps": 1, "batch": 3}
+    good, bad = steering(WordPipeline(follows), 4, **fields), steering(WordPipeline(ignores), 4, **fields)
+    assert good["n"] == bad["n"] == 4 and good["pairs"] >= 3 and bad["pairs"] >= 3
+    assert good["both"] == good["pairs"] and good["same"] == 0 and good["cosine"] < -0.9
+    assert bad["both"] == 0 and bad["same"] == bad["pairs"] and bad["cosine"] > 0.99
 
 
 def test_in_view_frames_and_centre_crop():

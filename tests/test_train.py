@@ -27,6 +27,9 @@ from straightline.train import (
     build_cache,
     conditioning,
     distill_loss,
+    flow_loss,
+    loss_weight,
+    object_mask,
     train,
 )
 from straightline.vae import PRESETS as VAE_PRESETS
@@ -142,6 +145,51 @@ def test_conditioning_marks_given_frames_and_excludes_them_from_the_loss():
     assert (given.sum(1) < 5).all()                                         # never every frame
     none, w = conditioning(latents, random.Random(0), prob=0.0)
     assert none.abs().sum() == 0 and (w == 1).all()
+
+
+def test_object_mask_covers_the_cells_each_latent_frame_encodes():
+    nan = [float("nan")] * 4
+    # 9 frames at 32x48 px: latent frames encode frames {0}, {1-4}, {5-8}; 8-px cells
+    bbox = torch.tensor([[[0, 0, 7, 7]] + [nan] * 3 + [[20, 9, 30, 15]] + [nan] * 4,    # seen in frames 0 and 4
+                         [nan] * 8 + [[40, 24, 48, 32]]])                              # seen in frame 8 only
+    mask = object_mask(bbox, 32, 48)
+    assert mask.shape == (3, 4, 6) and mask.dtype == torch.uint8
+    assert mask[0].nonzero().tolist() == [[0, 0]]
+    assert mask[1].nonzero().tolist() == [[1, 2], [1, 3]]                  # x 20-30 touches cells 2, 3; y 9-15 row 1
+    assert mask[2].nonzero().tolist() == [[3, 5]]
+
+
+def test_object_weight_shifts_the_loss_to_objects_and_weight_1_is_the_frame_loss():
+    torch.manual_seed(0)
+    model = DiT(DIT_PRESETS["tiny"])
+    torch.nn.init.normal_(model.final.linear.weight, std=0.1)               # a model that predicts something
+    latents, noise = torch.randn(2, 16, 3, 4, 4), torch.randn(2, 16, 3, 4, 4)
+    text = TextEmbedding(torch.randn(2, 5, 384), torch.ones(2, 5, dtype=torch.bool), torch.randn(2, 384))
+    cond, frames = conditioning(latents, random.Random(1), prob=1.0)
+    objects = torch.zeros(2, 1, 3, 4, 4)
+    objects[:, :, :, 1:3, 1:3] = 1
+    t = torch.full((2,), 0.5)
+    plain = flow_loss(model, latents, text, t, noise, cond, frames)
+    assert torch.allclose(flow_loss(model, latents, text, t, noise, cond, loss_weight(frames, objects, 1.0)), plain)
+    # an object weight moves the loss toward the error on object cells (and it stays a weighted mean)
+    x_t = flow.interpolate(latents, noise, t)
+    err = (model(x_t, t, text.tokens, text.mask, text.pooled, cond) - flow.velocity_target(latents, noise)) \
+        .pow(2).mean(1, keepdim=True)
+    on_objects = (err * frames * objects).sum() / (frames * objects).expand_as(err).sum()
+    heavy = flow_loss(model, latents, text, t, noise, cond, loss_weight(frames, objects, 50.0))
+    assert abs(heavy - on_objects) < abs(plain - on_objects)
+    with pytest.raises(InvalidRequest, match="object_weight"):
+        TrainConfig(object_weight=0).check()
+
+
+def test_toyworld_cache_holds_object_masks_that_an_object_weighted_run_uses(vae_path, tmp_path):
+    train(tiny_config(vae_path, steps=2, object_weight=4.0), tmp_path, sample_every=0, progress=False)
+    cache = LatentCache(tmp_path / "cache")
+    assert cache.masked == len(cache) == 8
+    bucket, latents, _, objects = cache.batch(random.Random(0), random.Random(0), 64)
+    assert objects.shape == (latents.shape[0], 1, *latents.shape[2:])
+    assert 0 < objects.mean() < 1                                          # objects, and background around them
+    assert json.loads((tmp_path / "model.json").read_text())["trained"]["recipe"]["object_weight"] == 4.0
 
 
 def test_resume_is_exact(vae_path, tmp_path):
@@ -331,8 +379,9 @@ def test_fine_tune_from_a_model_folder_on_a_video_folder(vae_path, tmp_path):
           folder=tmp_path / "videos", sample_every=0, progress=False)
     cache = LatentCache(tuned / "cache")
     assert len(cache) == 2
-    captions = [c for items in cache.by_bucket.values() for *_, c in items]
+    captions = [item[2] for items in cache.by_bucket.values() for item in items]
     assert all(c["medium"] for c in captions)
+    assert cache.masked == 0            # video files carry no object ground truth: every cell weighs alike
     # seed 1 would initialise differently from the base run's seed 0: matching the base weights shows --init
     start = load_file(str(base / "dit" / "dit.safetensors"))             # the base model's (EMA) weights
     tuned_weights = weights(tuned)

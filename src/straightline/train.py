@@ -100,6 +100,8 @@ class TrainConfig:
     text_dropout: float = 0.1                # empty caption: the unconditional branch of guidance
     caption_levels: dict = field(default_factory=lambda: {"short": 0.3, "medium": 0.4, "long": 0.3})
     cond_prob: float = 0.3                   # share of steps that condition on given latent frames
+    object_weight: float = 1.0               # loss weight of latent cells an object covers (ToyWorld ground truth),
+                                             # relative to the background's 1 (object_mask; flow_loss)
     seed: int = 0
     distill_steps: int = 0                   # > 0: distil `init` (the teacher) into a student that samples in
                                              # this many Euler steps without guidance (distill_loss)
@@ -112,6 +114,8 @@ class TrainConfig:
     def check(self) -> None:
         if self.preset not in PRESETS:
             raise InvalidRequest("preset", self.preset, "one of " + ", ".join(PRESETS))
+        if not 0 < self.object_weight <= 100:
+            raise InvalidRequest("object_weight", self.object_weight, "a loss weight in (0, 100]; 1 weighs every cell alike")
         for name in ("text_dropout", "cond_prob", "image_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise InvalidRequest(name, getattr(self, name), "a probability between 0 and 1")
@@ -149,7 +153,20 @@ def _toyworld_shard(cfg: TrainConfig, buckets: list[Bucket], shard: int):
         duration = max(bucket.frames - 1, 1) / cfg.fps
         scene = sample_scene(seed, aspect=bucket.aspect, duration=duration, split="train")
         clip = render(scene, bucket.width, bucket.height, fps=cfg.fps, num_frames=bucket.frames)
-        yield bucket, clip.frames, scene_captions(scene)
+        yield bucket, clip.frames, scene_captions(scene), object_mask(clip.bbox, bucket.height, bucket.width)
+
+
+def object_mask(bbox: torch.Tensor, height: int, width: int, spatial: int = 8, temporal: int = 4) -> torch.Tensor:
+    """uint8 (T', height / spatial, width / spatial): 1 on the latent cells that an object's drawn box touches in
+    any frame the latent frame encodes (the first frame alone, then `temporal` frames each, as the VAE groups
+    them), else 0. bbox: (N, T, 4) x0, y0, x1, y1 pixels, NaN where an object is not drawn (render.Clip.bbox)."""
+    N, T, _ = bbox.shape
+    frames = torch.zeros(T, height // spatial, width // spatial, dtype=torch.bool)
+    for t, i in zip(*torch.nonzero(~bbox[..., 0].isnan().T, as_tuple=True)):   # every drawn (frame, object)
+        x0, y0, x1, y1 = bbox[i, t].tolist()
+        frames[t, int(y0 // spatial):math.ceil(y1 / spatial), int(x0 // spatial):math.ceil(x1 / spatial)] = True
+    groups = [frames[:1]] + [frames[1 + k:1 + k + temporal] for k in range(0, T - 1, temporal)]
+    return torch.stack([g.any(0) for g in groups]).to(torch.uint8)
 
 
 def _folder_shard(dataset: VideoFolderDataset, shard: int, size: int):
@@ -160,13 +177,13 @@ def _folder_shard(dataset: VideoFolderDataset, shard: int, size: int):
             sample = dataset[index]
         except MediaError:
             continue
-        yield sample["bucket"], sample["video"], captions_of[sample["path"]] or {"caption": ""}
+        yield sample["bucket"], sample["video"], captions_of[sample["path"]] or {"caption": ""}, None
 
 
 def _render_shard(job):
     """Worker side of a parallel cache build: shard k's ToyWorld clips as plain arrays (cheap to pickle)."""
     cfg, buckets, k = job
-    return k, [(b, frames.numpy(), captions) for b, frames, captions in _toyworld_shard(cfg, buckets, k)]
+    return k, [(b, frames.numpy(), captions, mask) for b, frames, captions, mask in _toyworld_shard(cfg, buckets, k)]
 
 
 def _rendered_shards(cfg: TrainConfig, buckets: list[Bucket], todo: list[int], workers: int):
@@ -193,7 +210,7 @@ def _rendered_shards(cfg: TrainConfig, buckets: list[Bucket], todo: list[int], w
             for k_next in queue:
                 pending.append(pool.submit(_render_shard, (cfg, buckets, k_next)))
                 break
-            yield k, [(b, torch.from_numpy(frames), captions) for b, frames, captions in clips]
+            yield k, [(b, torch.from_numpy(frames), captions, mask) for b, frames, captions, mask in clips]
 
 
 @torch.no_grad()
@@ -217,30 +234,33 @@ def build_cache(cfg: TrainConfig, cache: Path, vae: VideoVAE, *, folder=None, ra
     for k, clips in tqdm(rendered, total=len(todo), desc="latent cache", unit="shard",
                          disable=not progress or rank != 0):
         latents = [None] * len(clips)
-        for bucket in dict.fromkeys(b for b, _, _ in clips):       # one encode per bucket, in first-seen order
-            index = [i for i, (b, _, _) in enumerate(clips) if b == bucket]
+        for bucket in dict.fromkeys(clip[0] for clip in clips):   # one encode per bucket, in first-seen order
+            index = [i for i, clip in enumerate(clips) if clip[0] == bucket]
             video = to_model_input(torch.stack([clips[i][1] for i in index])).to(device)
             for i, z in zip(index, vae.encode(video)):
                 latents[i] = z.to(torch.float16).cpu()
-        save_file({f"latents.{i}": z for i, z in enumerate(latents)}, str(cache / f"shard-{k:05d}.safetensors"))
-        meta = [{"bucket": [b.frames, b.height, b.width], "captions": c} for b, _, c in clips]
+        tensors = {f"latents.{i}": z for i, z in enumerate(latents)}
+        tensors |= {f"objects.{i}": clip[3] for i, clip in enumerate(clips) if clip[3] is not None}
+        save_file(tensors, str(cache / f"shard-{k:05d}.safetensors"))
+        meta = [{"bucket": [b.frames, b.height, b.width], "captions": c, "objects": mask is not None}
+                for b, _, c, mask in clips]
         (cache / f"shard-{k:05d}.json").write_text(json.dumps(meta))  # written last: marks the shard complete
     return shards
 
 
 class LatentCache:
-    """The clips of a latent cache, grouped by bucket, as (shard file, tensor name, captions). A batch reads
-    only the latents it draws, memory-mapped from the shards: a process holds its batch, not the cache, and
-    the processes of one machine share one copy of it in the page cache."""
+    """The clips of a latent cache, grouped by bucket, as (shard file, index, captions, has an object mask). A
+    batch reads only the latents it draws, memory-mapped from the shards: a process holds its batch, not the
+    cache, and the processes of one machine share one copy of it in the page cache."""
 
     def __init__(self, cache: Path):
-        self.by_bucket: dict[Bucket, list[tuple[str, str, dict]]] = {}
+        self.by_bucket: dict[Bucket, list[tuple[str, int, dict, bool]]] = {}
         self._open = {}
         for meta_path in sorted(cache.glob("shard-*.json")):
             shard = str(meta_path.with_suffix(".safetensors"))
             for i, item in enumerate(json.loads(meta_path.read_text())):
-                self.by_bucket.setdefault(Bucket(*item["bucket"]), []).append((shard, f"latents.{i}",
-                                                                               item["captions"]))
+                self.by_bucket.setdefault(Bucket(*item["bucket"]), []).append(
+                    (shard, i, item["captions"], item.get("objects", False)))   # caches before masks: none
         if not self.by_bucket:
             raise InvalidRequest("cache", str(cache), "a latent cache with at least one clip")
         self.buckets = sorted(self.by_bucket)
@@ -248,20 +268,36 @@ class LatentCache:
     def __len__(self) -> int:
         return sum(len(v) for v in self.by_bucket.values())
 
-    def latents(self, item: tuple[str, str, dict]) -> torch.Tensor:
-        """One clip's latents (C, T, H, W), fp16 as cached. Shards stay open once read (a memory map each)."""
-        shard, name, _ = item
-        if shard not in self._open:
+    @property
+    def masked(self) -> int:
+        """Clips with an object mask (ToyWorld clips cached since object masks were added)."""
+        return sum(item[3] for items in self.by_bucket.values() for item in items)
+
+    def _tensor(self, shard: str, name: str) -> torch.Tensor:
+        if shard not in self._open:          # shards stay open once read (a memory map each)
             self._open[shard] = safe_open(shard, framework="pt")
         return self._open[shard].get_tensor(name)
 
+    def latents(self, item) -> torch.Tensor:
+        """One clip's latents (C, T, H, W), fp16 as cached."""
+        return self._tensor(item[0], f"latents.{item[1]}")
+
+    def objects(self, item) -> torch.Tensor:
+        """One clip's object mask (T, H, W) as float: 1 where an object is (object_mask), all 0 without a mask."""
+        if item[3]:
+            return self._tensor(item[0], f"objects.{item[1]}").float()
+        latents = self._tensor(item[0], f"latents.{item[1]}")
+        return latents.new_zeros(latents.shape[1:], dtype=torch.float32)
+
     def batch(self, step_rng: random.Random, rank_rng: random.Random, token_budget: int):
-        """The bucket comes from `step_rng` (the same on every rank), the clips from `rank_rng`. Buckets are
-        drawn in proportion to their clips, so every cached clip is seen about equally often."""
+        """(bucket, latents (B, C, T, H, W), captions, object masks (B, 1, T, H, W)). The bucket comes from
+        `step_rng` (the same on every rank), the clips from `rank_rng`. Buckets are drawn in proportion to their
+        clips, so every cached clip is seen about equally often."""
         bucket = step_rng.choices(self.buckets, [len(self.by_bucket[b]) for b in self.buckets])[0]
         items = self.by_bucket[bucket]
         picked = [items[rank_rng.randrange(len(items))] for _ in range(batch_size_for(bucket, token_budget))]
-        return bucket, torch.stack([self.latents(p) for p in picked]).float(), [p[2] for p in picked]
+        return (bucket, torch.stack([self.latents(p) for p in picked]).float(), [p[2] for p in picked],
+                torch.stack([self.objects(p) for p in picked])[:, None])
 
 
 # --- 3. one step -----------------------------------------------------------------------------------------
@@ -301,11 +337,21 @@ def conditioning(latents: torch.Tensor, rng: random.Random, prob: float) -> tupl
 
 
 def flow_loss(model, latents, text, t, noise, cond, weight):
-    """Mean squared velocity error on the frames the model has to make."""
+    """Weighted mean squared velocity error. weight: (B, 1, T, 1, 1) per frame (0 on given frames), or
+    (B, 1, T, H, W) per latent cell (loss_weight: objects weighed more)."""
     x_t = flow.interpolate(latents, noise, t)
     v = model(x_t, t, text.tokens, text.mask, text.pooled, cond)
-    err = (v.float() - flow.velocity_target(latents, noise)).pow(2).mean(dim=(1, 3, 4), keepdim=True)
+    err = (v.float() - flow.velocity_target(latents, noise)).pow(2).mean(dim=1, keepdim=True)
+    weight = weight.expand_as(err)
     return (err * weight).sum() / weight.sum().clamp(min=1)
+
+
+def loss_weight(frame_weight: torch.Tensor, objects: torch.Tensor, object_weight: float) -> torch.Tensor:
+    """Per-cell loss weights (B, 1, T, H, W): the frame's weight (0 on given frames), times `object_weight` on
+    cells an object covers (objects: (B, 1, T, H, W) masks). The loss divides by the weights' sum, so a larger
+    object weight shifts the loss's attention to objects (their colour, shape and motion: a few percent of the
+    cells) without scaling it."""
+    return frame_weight * (1 + (object_weight - 1) * objects)
 
 
 def distill_loss(student, teacher, latents, text, empty, noise, cond, weight, times, segment, scale: float,
@@ -499,6 +545,10 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
     if cache_only:
         return {"cache_shards": shards}
     cache = LatentCache(out / "cache")
+    if cfg.object_weight != 1 and rank == 0 and cache.masked < len(cache):
+        log.warning("object_weight %g: %d of %d cached clips have no object mask (video files, or a cache built "
+                    "before masks were cached: delete its shards to rebuild) and weigh every cell alike",
+                    cfg.object_weight, len(cache) - cache.masked, len(cache))
 
     # the model, its EMA and optimizer
     torch.manual_seed(cfg.seed)
@@ -547,9 +597,11 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
         step_rng = random.Random(f"step/{cfg.seed}/{at}")
         rank_rng = random.Random(f"step/{cfg.seed}/{at}/{rank}")
         gen = torch.Generator().manual_seed((cfg.seed * 1_000_003 + at) * 4096 + rank)
-        bucket, latents, captions = cache.batch(step_rng, rank_rng, cfg.token_budget)
+        bucket, latents, captions, objects = cache.batch(step_rng, rank_rng, cfg.token_budget)
         prompts = [pick_caption(c, rank_rng, cfg) for c in captions]
         cond, weight = conditioning(latents, rank_rng, cfg.cond_prob)
+        if cfg.object_weight != 1 and not cfg.distill_steps:
+            weight = loss_weight(weight, objects, cfg.object_weight)
         drawn = {"bucket": bucket, "prompts": prompts, "latents": latents, "cond": cond, "weight": weight,
                  "noise": torch.randn(latents.shape, generator=gen),
                  "t": flow.sample_timesteps(latents.shape[0], flow.shift_for_tokens(bucket.latent_tokens),

@@ -3,6 +3,7 @@
     cases = prompt_set(200, "heldout")                  # [(prompt, scene)]: captions of scenes training never drew
     rows = evaluate(pipeline, cases, steps=20, cfg=5)   # accuracy per split and attribute, n, 95% Wilson interval
     rows = framing(pipeline, cases[:20])                # objects in view: native 16:9 / 9:16 vs a cropped square
+    steer = steering(pipeline, 24)                      # does reversing the direction word reverse the motion?
 
 A generated clip is read back from its pixels alone by world.perception and compared with the scene its prompt
 describes (`score`):
@@ -43,6 +44,7 @@ world's HELD_OUT (colour, shape, motion) triples in the first object. Both split
 share backgrounds and scenarios and differ in the held-out object: a paired comparison.
 """
 
+import copy
 import math
 from typing import NamedTuple
 
@@ -315,7 +317,72 @@ def evaluate(pipeline, cases: list[Case], *, batch: int = 8, seed: int = 0, prog
     return accuracy_table(scored)
 
 
-# --- 4. framing -------------------------------------------------------------------------------------------
+# --- 4. steering: does the direction word move the object? -----------------------------------------------
+
+REVERSED = {"right": "left", "left": "right", "up": "down", "down": "up", "up-right": "down-left",
+            "down-left": "up-right", "up-left": "down-right", "down-right": "up-left"}
+
+
+def steering_cases(n: int, split: str = "train", *, seed: int = 0, aspect="16:9", seconds: float = 1.0) -> list:
+    """[(k, scene, the scene with its direction reversed)] for steering: n one-object sliding scenes (static
+    camera); k numbers the scene among those drawn, and seeds its clips."""
+    cases = []
+    for k in range(64 * n):                         # about 6% of scenes have one sliding object
+        scene = case_scene(SEED_BASE + (1 << 30) + (seed << 24) + k, split, parse_aspect(aspect), seconds, "static")
+        if len(scene.objects) == 1 and scene.objects[0].motion == "slide":
+            reverse = copy.deepcopy(scene)
+            reverse.objects[0].direction = REVERSED[scene.objects[0].direction]
+            cases.append((k, scene, reverse))
+            if len(cases) == n:
+                break
+    return cases
+
+
+def steering(pipeline, n: int, *, split: str = "train", seed: int = 0, aspect="16:9", seconds: float = 1.0,
+             batch: int = 8, progress=None, **request_fields) -> dict:
+    """The direction word's effect alone: each of n one-object sliding scenes is generated twice with the same
+    seed, from its caption and from the caption with the direction reversed ("left" <-> "right", "up-right" <->
+    "down-left", ...). A model that follows the word moves the object opposite ways; one that ignores it moves it
+    the same way twice, because the seed decides. A paired measure, so it needs far fewer clips than the
+    direction row of the adherence table to see whether the word is used at all.
+
+    Each clip's velocity is the least-squares slope of its track (the object's colour) over the clip.
+    Returns {"pairs": scenes whose both clips have a moving track, "both": pairs where each clip's 8-way
+    heading is its own word, "same": pairs with the same heading in both clips, "cosine": mean cosine between
+    the two clips' velocities (-1: the word reverses the motion; +1: the word does nothing), "n": n}."""
+    cases = steering_cases(n, split, seed=seed, aspect=aspect, seconds=seconds)
+    jobs = [(k, s, _validate(pipeline, captions(s)["medium"], {"aspect": s.aspect, "seconds": seconds,
+                                                                 "seed": seed + k, **request_fields}))
+            for k, scene, reverse in cases for s in (scene, reverse)]
+    velocity = {}
+    for start in range(0, len(jobs), batch):
+        chunk = jobs[start:start + batch]
+        for (k, scene, _), result in zip(chunk, pipeline.generate([j[2] for j in chunk])):
+            frames = torch.as_tensor(result.frames)
+            track = next((t for t in perceive(frames) if t.color == scene.objects[0].color), None)
+            v = None
+            if track is not None and int(track.present.sum()) >= 3:
+                t = torch.nonzero(track.present)[:, 0].double() / result.fps
+                xy = track.center[track.present].double() / min(frames.shape[1:3]) * torch.tensor([1.0, -1.0])
+                v = _slope(t, xy)
+                v = v if float(v.norm()) >= MIN_SPEED / 2 else None
+            velocity.setdefault(k, []).append((scene.objects[0].direction, v))
+        if progress:
+            progress(min(start + batch, len(jobs)), len(jobs))
+
+    def heading(v):
+        angle = math.atan2(float(v[1]), float(v[0]))
+        return min(vocab.DIRECTIONS, key=lambda d: abs(math.remainder(
+            angle - math.atan2(vocab.DIRECTIONS[d][1], vocab.DIRECTIONS[d][0]), 2 * math.pi)))
+
+    pairs = [arms for arms in velocity.values() if all(v is not None for _, v in arms)]
+    return {"n": len(cases), "pairs": len(pairs),
+            "both": sum(all(heading(v) == word for word, v in arms) for arms in pairs),
+            "same": sum(heading(arms[0][1]) == heading(arms[1][1]) for arms in pairs),
+            "cosine": sum(float(a[1] @ b[1] / (a[1].norm() * b[1].norm())) for a, b in pairs) / max(1, len(pairs))}
+
+
+# --- 5. framing -------------------------------------------------------------------------------------------
 
 def centre_crop(frames: torch.Tensor, aspect: float) -> torch.Tensor:
     """uint8 (T, H, W, 3) -> the largest centred crop with width / height = aspect (rounded to pixels)."""
