@@ -114,7 +114,7 @@ def model_dir(tmp_path_factory):
                              {"max_tokens": 1024})
 
 
-TINY = Suite("quick", resolution=64, fps=8, seconds=1.0, physics_seconds=2.0, adherence_n=1, caption_n=1,
+TINY = Suite("quick", resolution=64, fps=8, seconds=1.0, physics_seconds=2.0, adherence_n=1, caption_n=1, steer_n=1,
              physics_n=1, physics_given_n=1, occlusion_n=1, framing_n=1, speed_sizes=((1.0, 64),), speed_repeats=1,
              vae_toy=1, vae_real=1, vae_frames=5, steps=2, cfg=2.0)
 
@@ -133,6 +133,9 @@ def test_cli_writes_a_report_and_compares_two_models(model_dir, tmp_path, monkey
     assert model_speed["tflops"] > 0 and model_speed["compute_per_video_second"]["value"] > 0
     assert runs[0]["sections"]["physics"]["conditioned"]          # the pipeline's extend mode continues clips
     assert all({"value", "low", "high", "n"} <= set(m) for r in runs for m in r["metrics"])
+    steer = {m["metric"]: m for m in runs[1]["metrics"] if m["group"].startswith("steering")}
+    assert steer["both clips follow their word"]["value"] == 1          # the world follows every word
+    assert steer["cosine between the two clips' motion"]["value"] < -0.9
     md = (out / "report.md").read_text()
     assert "Δ (1st − 2nd)" in md and "## 2. Physics" in md and "## 7. Video autoencoder" in md
     assert_figures_exist(out)

@@ -349,7 +349,8 @@ def steering(pipeline, n: int, *, split: str = "train", seed: int = 0, aspect="1
     Each clip's velocity is the least-squares slope of its track (the object's colour) over the clip.
     Returns {"pairs": scenes whose both clips have a moving track, "both": pairs where each clip's 8-way
     heading is its own word, "same": pairs with the same heading in both clips, "cosine": mean cosine between
-    the two clips' velocities (-1: the word reverses the motion; +1: the word does nothing), "n": n}."""
+    the two clips' velocities (-1: the word reverses the motion; +1: the word does nothing), "cosines": each
+    pair's, "n": n}."""
     cases = steering_cases(n, split, seed=seed, aspect=aspect, seconds=seconds)
     jobs = [(k, s, _validate(pipeline, captions(s)["medium"], {"aspect": s.aspect, "seconds": seconds,
                                                                  "seed": seed + k, **request_fields}))
@@ -376,10 +377,11 @@ def steering(pipeline, n: int, *, split: str = "train", seed: int = 0, aspect="1
             angle - math.atan2(vocab.DIRECTIONS[d][1], vocab.DIRECTIONS[d][0]), 2 * math.pi)))
 
     pairs = [arms for arms in velocity.values() if all(v is not None for _, v in arms)]
+    cosines = [float(a[1] @ b[1] / (a[1].norm() * b[1].norm())) for a, b in pairs]
     return {"n": len(cases), "pairs": len(pairs),
             "both": sum(all(heading(v) == word for word, v in arms) for arms in pairs),
             "same": sum(heading(arms[0][1]) == heading(arms[1][1]) for arms in pairs),
-            "cosine": sum(float(a[1] @ b[1] / (a[1].norm() * b[1].norm())) for a, b in pairs) / max(1, len(pairs))}
+            "cosine": sum(cosines) / len(cosines) if cosines else float("nan"), "cosines": cosines}
 
 
 # --- 5. framing -------------------------------------------------------------------------------------------

@@ -33,10 +33,10 @@ from pathlib import Path
 import torch
 
 from ..video_io import spritesheet, write_image
-from ..world import render
+from ..world import captions, render
 from ..world.prompt import parse_prompt
 from . import consistency, physics, plots, stats
-from .adherence import accuracy_table, evaluate, framing, prompt_set, split_of
+from .adherence import accuracy_table, evaluate, framing, prompt_set, split_of, steering, steering_cases
 from .adherence import score as adherence_score
 from .speed import speed
 from .vae_quality import quality
@@ -54,6 +54,7 @@ class Suite:
     physics_seconds: float = 2.0      # physics and occlusion: a bounce needs time to come back up
     adherence_n: int = 6              # prompts per split (in-distribution, held-out), medium captions
     caption_n: int = 3                # in-distribution scenes, each from its short and its long caption
+    steer_n: int = 8                  # one-object sliding scenes, each also with its direction word reversed
     physics_n: int = 2                # cases per kind (uniform, parabolic, collision) and split, from text
     physics_given_n: int = 1          # cases per kind continued from given frames, each also at OOD speed and size
     occlusion_n: int = 2              # occlusion scenes (object permanence)
@@ -74,7 +75,7 @@ SUITES = {
     "quick": Suite("quick"),
     # for a GPU: intervals of a few points on adherence, ~20 clips per physics group
     "full": Suite("full", resolution=None, fps=None, seconds=2.0, physics_seconds=3.0, adherence_n=100,
-                  caption_n=50, physics_n=20, physics_given_n=10, occlusion_n=20, framing_n=20,
+                  caption_n=50, steer_n=48, physics_n=20, physics_given_n=10, occlusion_n=20, framing_n=20,
                   speed_sizes=((2.0, 128), (4.0, 128), (2.0, 256), (4.0, 256)), speed_repeats=3, vae_toy=12,
                   vae_real=None, vae_frames=33, batch=16),
 }
@@ -160,7 +161,20 @@ def _adherence(pipeline, suite, fields, pool, log) -> tuple[list[dict], dict]:
                        source=source, headline=r["attribute"] in ADHERENCE_HEADLINE.get(r["split"], ()),
                        percent=True)
                for source, table in (("model", rows), ("world", accuracy_table(world))) for r in table]
-    return metrics, {"table": rows}
+    details = {"table": rows}
+    if suite.steer_n:
+        if hasattr(pipeline, "know"):
+            pipeline.know([(captions(s)["medium"], s) for _, scene, reverse in
+                           steering_cases(suite.steer_n, seconds=suite.seconds, seed=suite.seed)
+                           for s in (scene, reverse)])
+        details["steering"] = steer = steering(pipeline, suite.steer_n, seconds=suite.seconds, batch=suite.batch,
+                                               seed=suite.seed, progress=log.progress("steering"), **fields)
+        group = "steering: the direction word reversed"
+        metrics += [_metric("adherence", group, "both clips follow their word", stats.rate(steer["both"], steer["pairs"]),
+                            "higher", headline=True, percent=True),
+                    _metric("adherence", group, "cosine between the two clips' motion",
+                            stats.mean(steer["cosines"]), "lower")]
+    return metrics, details
 
 
 # --- 2. physics ---------------------------------------------------------------------------------------------
@@ -441,7 +455,10 @@ SECTION_NOTES = {
     "adherence": "Accuracy of each attribute read back from the pixels (eval/adherence.py), 95% Wilson intervals. "
                  "Short captions are scored only on what they name; long captions on everything. *world*: the "
                  "same scoring of ToyWorld's render of each prompt's scene — what perception gives a perfect "
-                 "model (motion words from 1-2 s clips are its weakest reading).",
+                 "model (motion words from 1-2 s clips are its weakest reading). *Steering*: one-object sliding "
+                 "scenes generated twice with one seed, from the caption and with its direction word reversed "
+                 "(adherence.steering); a model that uses the word moves the object opposite ways (cosine -1), "
+                 "one that ignores it the same way twice (+1).",
     "physics": "Measured from perceived trajectories (eval/physics.py); means with 95% bootstrap intervals, rates "
                "with Wilson intervals. *world* is the same measurement on ToyWorld's own render of each case: the "
                "instrument's floor.",
