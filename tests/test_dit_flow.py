@@ -93,3 +93,36 @@ def test_checkpoint_round_trip(tmp_path):
     inputs = tiny_inputs()
     assert loaded.cfg == model.cfg
     assert torch.allclose(loaded(**inputs), model(**inputs), atol=2e-2)
+
+
+def test_widened_text_projections_compute_what_the_model_did_until_trained(tmp_path):
+    torch.manual_seed(0)
+    model = DiT(PRESETS["tiny"])
+    for p in model.parameters():                      # a "trained" model: no zero layers left
+        torch.nn.init.normal_(p, std=0.05)
+    x, t = torch.randn(1, 16, 2, 4, 4), torch.rand(1)
+    text, mask, pooled = torch.randn(1, 5, 384), torch.ones(1, 5, dtype=torch.bool), torch.randn(1, 384)
+    before = model(x, t, text, mask, pooled)
+    model.widen_text(768)
+    assert model.cfg.text_dim == 768
+    extra = lambda a: torch.cat([a, torch.randn_like(a)], -1)       # anything in the new columns
+    assert torch.allclose(model(x, t, extra(text), mask, extra(pooled)), before, atol=1e-6)
+    model.save(tmp_path)
+    assert DiT.load(tmp_path).cfg.text_dim == 768
+
+
+def test_input_embeddings_keep_direction_words_apart_where_the_last_layer_merges_them():
+    from straightline.text import TextEncoder
+    last, both = TextEncoder(), TextEncoder(features="last+embeddings")
+    prompts = ["a brown star moves to the right", "a brown star moves to the left", "a blue star moves to the right"]
+    a, b = last(prompts), both(prompts)
+    assert both.dim == 2 * last.dim == b.tokens.shape[-1] == b.pooled.shape[-1] == 768
+    assert torch.allclose(b.tokens[..., :384], a.tokens, atol=1e-5) and torch.allclose(b.pooled[:, :384], a.pooled)
+    change = lambda e, i, part: float((e[i, :, part] - e[0, :, part]).pow(2).sum() / e[0, :, part].pow(2).sum())
+    contextual, embedded = slice(0, 384), slice(384, 768)
+    # the last layer: the direction swap moves the features far less than the colour swap; the input embeddings
+    # move about as much for either
+    assert change(b.tokens, 1, contextual) < 0.3 * change(b.tokens, 2, contextual)
+    assert change(b.tokens, 1, embedded) > 0.5 * change(b.tokens, 2, embedded)
+    with pytest.raises(Exception, match="text_features"):
+        TextEncoder(features="middle")

@@ -389,6 +389,25 @@ def test_fine_tune_from_a_model_folder_on_a_video_folder(vae_path, tmp_path):
     assert torch.allclose(start[key].float(), tuned_weights[f"model.{key}"], atol=1e-5)
 
 
+def test_fine_tuning_onto_input_embeddings_starts_from_the_model_and_generates(vae_path, tmp_path):
+    from straightline.pipeline import Pipeline
+
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    train(tiny_config(vae_path, steps=2), base, sample_every=0, progress=False)
+    train(tiny_config(vae_path, steps=1, init=str(base), lr=1e-9, warmup=1, text_features="last+embeddings"), tuned,
+          sample_every=0, progress=False)
+    start, now = load_file(str(base / "dit" / "dit.safetensors")), load_file(str(tuned / "dit" / "dit.safetensors"))
+    assert now["text_tokens.weight"].shape == (64, 768)
+    assert torch.allclose(now["text_tokens.weight"][:, :384].float(), start["text_tokens.weight"].float(), atol=1e-4)
+    assert now["text_tokens.weight"][:, 384:].abs().max() < 1e-4               # new columns: from zero
+    assert json.loads((tuned / "model.json").read_text())["text_features"] == "last+embeddings"
+    pipe = Pipeline(str(tuned))
+    assert pipe.text.dim == 768
+    assert pipe.generate([pipe.validate("a red ball", steps=1, seed=0)])[0].frames.shape[0] == 5
+    with pytest.raises(InvalidRequest, match="text_features"):
+        TrainConfig(text_features="first").check()
+
+
 def test_cli_trains_a_model_folder_that_generate_uses(vae_path, tmp_path, capsys):
     from straightline.cli import main
     from straightline.video_io import probe

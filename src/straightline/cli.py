@@ -187,7 +187,7 @@ def cmd_vae_stats(args) -> None:
 def cmd_train(args) -> None:
     from .request import parse_interval
     from .train import TrainConfig, train
-    fields = ("preset", "vae", "text_encoder", "init", "fps", "cache_clips", "shard_clips", "token_budget", "steps", "lr",
+    fields = ("preset", "vae", "text_encoder", "text_features", "init", "fps", "cache_clips", "shard_clips", "token_budget", "steps", "lr",
               "warmup", "ema", "text_dropout", "cond_prob", "object_weight", "seed", "distill_steps", "distill_cfg", "distill_substeps",
               "student_init")
     values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
@@ -568,6 +568,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ema", type=float, help="EMA decay (default 0.999)")
     t.add_argument("--text-dropout", type=float, help="share of empty captions, for guidance (default 0.1)")
     t.add_argument("--cond-prob", type=float, help="share of clips with given frames (default 0.3)")
+    t.add_argument("--text-features", choices=["last", "last+embeddings"],
+                   help="what the DiT reads of the text encoder: its last layer (default), or that and each token's "
+                        "input embedding, which keeps words like left/right apart (widens an --init model's text "
+                        "projections with zeros)")
     t.add_argument("--object-weight", type=float, help="loss weight of the latent cells ToyWorld's objects cover, "
                    "against 1 for the background (default 1: all alike); video files have no object masks")
     t.add_argument("--distill-steps", type=int, help="distil --init (the teacher) into a student that samples in "

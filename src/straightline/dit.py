@@ -174,6 +174,24 @@ class DiT(nn.Module):
         return rearrange(out, "b (t h w) (c pt ph pw) -> b c (t pt) (h ph) (w pw)",
                          t=grid[0], h=grid[1], w=grid[2], pt=pt, ph=ph, pw=pw)
 
+    def widen_text(self, text_dim: int) -> "DiT":
+        """Take text features `text_dim` wide whose first cfg.text_dim columns are the ones this model was trained
+        on (text.FEATURES "last" -> "last+embeddings"). The new columns of the text projections start at zero,
+        so the model computes exactly what it did until training teaches it to use them. Returns self."""
+        old = self.cfg.text_dim
+        if text_dim < old:
+            raise ValueError(f"text_dim {text_dim}: a wider text than the model's {old}")
+        for name in ("text_pooled", "text_tokens"):
+            layer = getattr(self, name)
+            wide = nn.Linear(text_dim, layer.out_features).to(layer.weight.device, layer.weight.dtype)
+            with torch.no_grad():
+                wide.weight.zero_()
+                wide.weight[:, :old] = layer.weight
+                wide.bias.copy_(layer.bias)
+            setattr(self, name, wide)
+        self.cfg = DiTConfig(**{**asdict(self.cfg), "text_dim": text_dim})
+        return self
+
     def flops_per_token(self, tokens: int, text_tokens: int = 32) -> float:
         """Forward FLOPs per video token: 2 per weight of the per-token linear layers, plus attention scores
         and mixing (4·D per attended token, self and cross). Per-sample and text-side layers (adaLN, text

@@ -9,7 +9,7 @@ has the same layout, so `--model runs/dit` works as soon as a run has written it
 """
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .dit import DiT
@@ -36,6 +36,7 @@ class ModelInfo:
     defaults: dict = field(default_factory=dict)  # overrides of DEFAULTS
     trained: dict = field(default_factory=dict)   # fps, resolutions, aspects, seconds it saw, and the recipe
     presets: dict = field(default_factory=dict)   # name -> overrides of the defaults, beside model.PRESETS
+    text_features: str = "last"                   # what the DiT reads of the encoder (text.FEATURES)
 
     def default(self, key: str):
         return self.defaults.get(key, DEFAULTS[key])
@@ -45,7 +46,7 @@ class ModelInfo:
         presets = PRESETS | self.presets
         if name not in presets:
             raise InvalidRequest("preset", name, "one of " + ", ".join(sorted(presets)))
-        return ModelInfo(self.text_encoder, {**self.defaults, **presets[name]}, self.trained, self.presets)
+        return replace(self, defaults={**self.defaults, **presets[name]})
 
 
 def resolve(path) -> Path:
@@ -57,6 +58,8 @@ def save_model(path, dit: DiT, vae: VideoVAE, info: ModelInfo) -> None:
     dit.save(path / "dit")
     vae.save(path / "vae")
     data = {"text_encoder": info.text_encoder, "defaults": info.defaults, "trained": info.trained}
+    if info.text_features != "last":
+        data["text_features"] = info.text_features
     (path / "model.json").write_text(json.dumps(data | ({"presets": info.presets} if info.presets else {}),
                                                 indent=2))
 
@@ -70,7 +73,7 @@ def load_info(path) -> ModelInfo:
                              "model.json, dit/ and vae/" + shipped)
     data = json.loads((folder / "model.json").read_text())
     return ModelInfo(data.get("text_encoder", "default"), data.get("defaults", {}), data.get("trained", {}),
-                     data.get("presets", {}))
+                     data.get("presets", {}), data.get("text_features", "last"))
 
 
 def load_model(path="default", device="cpu") -> tuple[DiT, VideoVAE, ModelInfo]:

@@ -776,7 +776,8 @@ class Pipeline:
         self._dits = {"dit": dit}
         self.cuda_graphs, self.compile = cuda_graphs, compile and self.device.type == "cuda"
         self._forwards: dict[int, sampling.CUDAGraphed] = {}   # per DiT: its forward in bf16, graphed on a GPU
-        self.text = text if text is not None else load_text_encoder(self.info.text_encoder, self.device)
+        self.text = text if text is not None else load_text_encoder(self.info.text_encoder, self.device,
+                                                                    self.info.text_features)
         # a mismatch would otherwise surface as a shape error deep inside the first forward pass
         text_dim, expected = getattr(self.text, "dim", None), getattr(getattr(dit, "cfg", None), "text_dim", None)
         if None not in (text_dim, expected) and text_dim != expected:

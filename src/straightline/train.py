@@ -27,7 +27,7 @@ import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -61,7 +61,7 @@ from .dit import PRESETS, DiT
 from .errors import InvalidRequest, MediaError
 from .model import ModelInfo, save_model
 from .request import parse_interval
-from .text import TextEmbedding, load_text_encoder
+from .text import FEATURES, TextEmbedding, load_text_encoder
 from .vae import VideoVAE
 from .world import render, sample_scene
 from .world.captions import captions as scene_captions
@@ -80,6 +80,8 @@ class TrainConfig:
     preset: str = "default"                  # DiT size (dit.PRESETS)
     vae: str = "default"                     # frozen VAE folder ("default": the shipped one)
     text_encoder: str = "default"            # frozen text encoder ("default": all-MiniLM-L6-v2)
+    text_features: str = "last"              # what the DiT reads of it (text.FEATURES); "last+embeddings" on an
+                                             # `init` trained on "last" widens its text projections (DiT.widen_text)
     init: str | None = None                  # start from this model folder's DiT (fine-tuning), else scratch
     resolutions: tuple[int, ...] = (128,)    # short sides of the buckets
     aspects: tuple[str, ...] = ("16:9", "9:16", "1:1", "4:3")
@@ -128,6 +130,8 @@ class TrainConfig:
         if self.distill_steps < 0 or self.distill_substeps < 1:
             raise InvalidRequest("distill_steps/distill_substeps", None, "distill_steps ≥ 0 and distill_substeps ≥ 1")
         parse_interval(self.distill_cfg_interval, "distill_cfg_interval")
+        if self.text_features not in FEATURES:
+            raise InvalidRequest("text_features", self.text_features, " or ".join(FEATURES))
 
     def buckets(self) -> list[Bucket]:
         clips = make_buckets(self.resolutions, self.aspects, self.seconds, fps=self.fps)
@@ -535,7 +539,7 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
 
     # frozen parts, and the data they make
     vae = VideoVAE.load(cfg.vae, device=device).requires_grad_(False)
-    text_encoder = load_text_encoder(cfg.text_encoder, device=device)
+    text_encoder = load_text_encoder(cfg.text_encoder, device=device, features=cfg.text_features)
     if cache_workers is None:
         cache_workers = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")) - 1)
     shards = build_cache(cfg, out / "cache", vae, folder=folder, rank=rank, world=world, workers=cache_workers,
@@ -556,7 +560,9 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
         model = DiT.load(Path(cfg.init) / "dit" if cfg.init != "default" else
                          Path(__file__).parent / "weights" / "dit", device=device).train()
     else:
-        model = DiT(PRESETS[cfg.preset]).to(device).train()
+        model = DiT(replace(PRESETS[cfg.preset], text_dim=text_encoder.dim)).to(device).train()
+    if cfg.text_features == "last+embeddings" and 2 * model.cfg.text_dim == text_encoder.dim:
+        model.widen_text(text_encoder.dim)      # an init trained on "last": the new columns start at zero
     if model.cfg.text_dim != text_encoder.dim:
         raise InvalidRequest("text_encoder", cfg.text_encoder,
                              f"an encoder of width {model.cfg.text_dim} for this DiT (it gives {text_encoder.dim})")
@@ -587,7 +593,7 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
                 "seconds": max(cfg.seconds, default=0.0)}
     if cfg.distill_steps:           # a student samples in its own steps, without guidance
         defaults |= {"steps": cfg.distill_steps, "cfg": 1.0}
-    info = ModelInfo(text_encoder=cfg.text_encoder, defaults=defaults, trained={
+    info = ModelInfo(text_encoder=cfg.text_encoder, text_features=cfg.text_features, defaults=defaults, trained={
         "fps": cfg.fps, "resolutions": list(cfg.resolutions), "aspects": list(cfg.aspects),
         "seconds": list(cfg.seconds), "image_resolutions": list(cfg.image_resolutions), "recipe": asdict(cfg)})
 
