@@ -374,6 +374,9 @@ def test_fine_tune_from_a_model_folder_on_a_video_folder(vae_path, tmp_path):
     (tmp_path / "videos" / "videos" / "000002.mp4").write_bytes(b"not a video")   # corrupt: reported, skipped
     base = tmp_path / "base"
     train(tiny_config(vae_path, steps=2), base, sample_every=0, progress=False)
+    info = json.loads((base / "model.json").read_text())
+    info["defaults"] |= {"cfg": 3.0, "cfg_interval": [0.0, 0.5], "fps": 24.0}
+    (base / "model.json").write_text(json.dumps(info))
     tuned = tmp_path / "tuned"
     train(tiny_config(vae_path, steps=1, init=str(base), lr=1e-9, warmup=1, seed=1), tuned,
           folder=tmp_path / "videos", sample_every=0, progress=False)
@@ -382,6 +385,9 @@ def test_fine_tune_from_a_model_folder_on_a_video_folder(vae_path, tmp_path):
     captions = [item[2] for items in cache.by_bucket.values() for item in items]
     assert all(c["medium"] for c in captions)
     assert cache.masked == 0            # video files carry no object ground truth: every cell weighs alike
+    # the base's sampling defaults came along (its model.json, tuned by hand here); its sizes did not
+    assert json.loads((tuned / "model.json").read_text())["defaults"] == {
+        "fps": 8.0, "resolution": 32, "aspect": "16:9", "seconds": 0.5, "cfg": 3.0, "cfg_interval": [0.0, 0.5]}
     # seed 1 would initialise differently from the base run's seed 0: matching the base weights shows --init
     start = load_file(str(base / "dit" / "dit.safetensors"))             # the base model's (EMA) weights
     tuned_weights = weights(tuned)
@@ -400,7 +406,9 @@ def test_fine_tuning_onto_input_embeddings_starts_from_the_model_and_generates(v
     assert now["text_tokens.weight"].shape == (64, 768)
     assert torch.allclose(now["text_tokens.weight"][:, :384].float(), start["text_tokens.weight"].float(), atol=1e-4)
     assert now["text_tokens.weight"][:, 384:].abs().max() < 1e-4               # new columns: from zero
-    assert json.loads((tuned / "model.json").read_text())["text_features"] == "last+embeddings"
+    tuned_info = json.loads((tuned / "model.json").read_text())
+    assert tuned_info["text_features"] == "last+embeddings"
+    assert "cfg" not in tuned_info["defaults"]                       # the base run had none to pass on
     pipe = Pipeline(str(tuned))
     assert pipe.text.dim == 768
     assert pipe.generate([pipe.validate("a red ball", steps=1, seed=0)])[0].frames.shape[0] == 5

@@ -59,7 +59,7 @@ from .data import (
 )
 from .dit import PRESETS, DiT
 from .errors import InvalidRequest, MediaError
-from .model import ModelInfo, save_model
+from .model import ModelInfo, load_info, save_model
 from .request import parse_interval
 from .text import FEATURES, TextEmbedding, load_text_encoder
 from .vae import VideoVAE
@@ -67,6 +67,9 @@ from .world import render, sample_scene
 from .world.captions import captions as scene_captions
 
 log = logging.getLogger("straightline.train")
+
+# generation defaults a fine-tune takes from its `init` model (its own sizes come from its buckets)
+INHERITED_DEFAULTS = ("steps", "cfg", "cfg_interval", "sampler")
 
 PREVIEW_PROMPTS = ("a red ball bouncing on a wooden floor",
                    "a small blue star slides left over a sunset sky",
@@ -591,6 +594,8 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
     # generation defaults: the shape the model was trained on
     defaults = {"fps": cfg.fps, "resolution": cfg.resolutions[0], "aspect": cfg.aspects[0],
                 "seconds": max(cfg.seconds, default=0.0)}
+    if cfg.init:                    # a fine-tune samples as the model it started from was tuned to sample
+        defaults |= {k: v for k, v in load_info(cfg.init).defaults.items() if k in INHERITED_DEFAULTS}
     if cfg.distill_steps:           # a student samples in its own steps, without guidance
         defaults |= {"steps": cfg.distill_steps, "cfg": 1.0}
     info = ModelInfo(text_encoder=cfg.text_encoder, text_features=cfg.text_features, defaults=defaults, trained={
