@@ -409,9 +409,15 @@ def test_fine_tuning_onto_input_embeddings_starts_from_the_model_and_generates(v
     tuned_info = json.loads((tuned / "model.json").read_text())
     assert tuned_info["text_features"] == "last+embeddings"
     assert "cfg" not in tuned_info["defaults"]                       # the base run had none to pass on
+    # a student of the base (the last layer only, 384 wide) still runs beside the widened model as a preset
+    shutil.copytree(base / "dit", tuned / "dit-fast")
+    info = json.loads((tuned / "model.json").read_text())
+    (tuned / "model.json").write_text(json.dumps(info | {"presets": {"fast": {"dit": "dit-fast", "steps": 1}}}))
     pipe = Pipeline(str(tuned))
     assert pipe.text.dim == 768
-    assert pipe.generate([pipe.validate("a red ball", steps=1, seed=0)])[0].frames.shape[0] == 5
+    wide, student = pipe.generate([pipe.validate("a red ball", steps=1, seed=0),
+                                   pipe.validate("a red ball", preset="fast", seed=0)])
+    assert wide.frames.shape[0] == student.frames.shape[0] == 5
     with pytest.raises(InvalidRequest, match="text_features"):
         TrainConfig(text_features="first").check()
 

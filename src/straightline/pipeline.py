@@ -796,7 +796,13 @@ class Pipeline:
             if self.folder is None or not (self.folder / name / "dit.json").is_file():
                 raise InvalidRequest("preset", name, "a preset whose DiT is in the model folder "
                                      f"({self.folder or 'none: this pipeline was given its components'})")
-            self._dits[name] = DiT.load(self.folder / name, device=self.device)
+            dit = DiT.load(self.folder / name, device=self.device)
+            width = getattr(self.text, "dim", dit.cfg.text_dim)
+            if dit.cfg.text_dim != width and not (self.info.text_features == "last+embeddings"
+                                                  and dit.cfg.text_dim == width // 2):   # reads the last layer
+                raise InvalidRequest("preset", name, f"a DiT that reads this model's text features "
+                                     f"({self.info.text_features}, {self.text.dim} wide), not {dit.cfg.text_dim}")
+            self._dits[name] = dit
         return self._dits[name]
 
     @torch.inference_mode()
@@ -856,7 +862,7 @@ class Pipeline:
         text = self.text([c.request.prompt for c in clips])
         if guided:
             text = TextEmbedding.cat([text, self.text([c.request.negative for c in clips])])
-        text = text.to(self.device)                                    # (B or 2B, Lt, Dt)
+        text = text.to(self.device).first(dit.cfg.text_dim)             # (B or 2B, Lt, Dt)
         if self.device.type == "cuda":
             text = text.padded(32)     # one shape (one CUDA graph, one compiled kernel) for prompts of up to 32
                                        # tokens, the next for up to 64, ...

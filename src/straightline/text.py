@@ -44,6 +44,12 @@ class TextEmbedding:
         return TextEmbedding.cat([self, TextEmbedding(self.tokens[:0].new_zeros(0, length, self.tokens.shape[2]),
                                                       self.mask.new_zeros(0, length), self.pooled[:0])])
 
+    def first(self, dim: int) -> "TextEmbedding":
+        """The first `dim` feature columns of tokens and pooled: the last layer's, for a DiT trained on "last" that
+        runs beside one trained on "last+embeddings" (a student distilled before its teacher was widened)."""
+        return self if dim == self.tokens.shape[-1] else \
+            TextEmbedding(self.tokens[..., :dim], self.mask, self.pooled[..., :dim])
+
     @staticmethod
     def cat(parts: list["TextEmbedding"]) -> "TextEmbedding":
         """Stack embeddings of different token lengths (padding with masked zeros)."""
