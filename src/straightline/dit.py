@@ -180,7 +180,7 @@ class DiT(nn.Module):
         so the model computes exactly what it did until training teaches it to use them. Returns self."""
         old = self.cfg.text_dim
         if text_dim < old:
-            raise ValueError(f"text_dim {text_dim}: a wider text than the model's {old}")
+            raise ValueError(f"text_dim {text_dim}: text features at least as wide as the model's {old}")
         for name in ("text_pooled", "text_tokens"):
             layer = getattr(self, name)
             wide = nn.Linear(text_dim, layer.out_features).to(layer.weight.device, layer.weight.dtype)

@@ -150,11 +150,7 @@ def _direction(track, o, fps: float, short_side: int, window: torch.Tensor) -> s
         if o.motion == "bounce":
             vx = float(velocity[0])
             return None if abs(vx) < MIN_SPEED else ("right" if vx > 0 else "left")
-        if float(velocity.norm()) < MIN_SPEED:
-            return None
-        heading = math.atan2(float(velocity[1]), float(velocity[0]))
-        return min(vocab.DIRECTIONS, key=lambda d: abs(math.remainder(
-            heading - math.atan2(vocab.DIRECTIONS[d][1], vocab.DIRECTIONS[d][0]), 2 * math.pi)))
+        return None if float(velocity.norm()) < MIN_SPEED else _heading(velocity)
     if o.motion == "orbit":
         if float((xy - xy[0]).norm(dim=1).max()) < MIN_TRAVEL:
             return None
@@ -165,6 +161,13 @@ def _direction(track, o, fps: float, short_side: int, window: torch.Tensor) -> s
         return "counterclockwise" if area > 0 else "clockwise"
     rate = _spin_rate(track, fps)          # revolutions per second, counter-clockwise positive
     return None if abs(rate) < MIN_SPIN else ("counterclockwise" if rate > 0 else "clockwise")
+
+
+def _heading(velocity) -> str:
+    """The 8-way direction word (vocab.DIRECTIONS) nearest a velocity (x right, y up)."""
+    angle = math.atan2(float(velocity[1]), float(velocity[0]))
+    return min(vocab.DIRECTIONS, key=lambda d: abs(math.remainder(
+        angle - math.atan2(vocab.DIRECTIONS[d][1], vocab.DIRECTIONS[d][0]), 2 * math.pi)))
 
 
 def _direction_measurable(o, fps: float) -> bool:
@@ -371,16 +374,11 @@ def steering(pipeline, n: int, *, split: str = "train", seed: int = 0, aspect="1
         if progress:
             progress(min(start + batch, len(jobs)), len(jobs))
 
-    def heading(v):
-        angle = math.atan2(float(v[1]), float(v[0]))
-        return min(vocab.DIRECTIONS, key=lambda d: abs(math.remainder(
-            angle - math.atan2(vocab.DIRECTIONS[d][1], vocab.DIRECTIONS[d][0]), 2 * math.pi)))
-
     pairs = [arms for arms in velocity.values() if all(v is not None for _, v in arms)]
     cosines = [float(a[1] @ b[1] / (a[1].norm() * b[1].norm())) for a, b in pairs]
     return {"n": len(cases), "pairs": len(pairs),
-            "both": sum(all(heading(v) == word for word, v in arms) for arms in pairs),
-            "same": sum(heading(arms[0][1]) == heading(arms[1][1]) for arms in pairs),
+            "both": sum(all(_heading(v) == word for word, v in arms) for arms in pairs),
+            "same": sum(_heading(arms[0][1]) == _heading(arms[1][1]) for arms in pairs),
             "cosine": sum(cosines) / len(cosines) if cosines else float("nan"), "cosines": cosines}
 
 
