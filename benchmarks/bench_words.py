@@ -71,7 +71,8 @@ def main():
         clip = render(scene, 224, 128, fps=12, num_frames=25)
         with torch.no_grad():
             z = pipe.vae.encode(to_model_input(clip.frames[None]).to(pipe.device))
-            cells = object_mask(clip.bbox, 128, 224).to(pipe.device).float()           # (T', h, w)
+            cells = object_mask(clip.bbox, 128, 224, pipe.vae.cfg.spatial_factor,
+                                pipe.vae.cfg.temporal_factor).to(pipe.device).float()   # (T', h, w)
             for t in TIMES:
                 noise = torch.randn(z.shape, generator=g).to(pipe.device)
                 x = ((1 - t) * noise + t * z).expand(len(scenes), *z.shape[1:])

@@ -152,7 +152,7 @@ def test_object_mask_covers_the_cells_each_latent_frame_encodes():
     # 9 frames at 32x48 px: latent frames encode frames {0}, {1-4}, {5-8}; 8-px cells
     bbox = torch.tensor([[[0, 0, 7, 7]] + [nan] * 3 + [[20, 9, 30, 15]] + [nan] * 4,    # seen in frames 0 and 4
                          [nan] * 8 + [[40, 24, 48, 32]]])                              # seen in frame 8 only
-    mask = object_mask(bbox, 32, 48)
+    mask = object_mask(bbox, 32, 48, spatial=8, temporal=4)
     assert mask.shape == (3, 4, 6) and mask.dtype == torch.uint8
     assert mask[0].nonzero().tolist() == [[0, 0]]
     assert mask[1].nonzero().tolist() == [[1, 2], [1, 3]]                  # x 20-30 touches cells 2, 3; y 9-15 row 1
@@ -186,7 +186,8 @@ def test_toyworld_cache_holds_object_masks_that_an_object_weighted_run_uses(vae_
     train(tiny_config(vae_path, steps=2, object_weight=4.0), tmp_path, sample_every=0, progress=False)
     cache = LatentCache(tmp_path / "cache")
     assert cache.masked == len(cache) == 8
-    bucket, latents, _, objects = cache.batch(random.Random(0), random.Random(0), 64)
+    assert cache.batch(random.Random(0), random.Random(0), 64)[3] is None                # not asked for
+    bucket, latents, _, objects = cache.batch(random.Random(0), random.Random(0), 64, objects=True)
     assert objects.shape == (latents.shape[0], 1, *latents.shape[2:])
     assert 0 < objects.mean() < 1                                          # objects, and background around them
     assert json.loads((tmp_path / "model.json").read_text())["trained"]["recipe"]["object_weight"] == 4.0

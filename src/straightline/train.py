@@ -120,7 +120,8 @@ class TrainConfig:
         if self.preset not in PRESETS:
             raise InvalidRequest("preset", self.preset, "one of " + ", ".join(PRESETS))
         if not 0 < self.object_weight <= 100:
-            raise InvalidRequest("object_weight", self.object_weight, "a loss weight in (0, 100]; 1 weighs every cell alike")
+            raise InvalidRequest("object_weight", self.object_weight,
+                                 "a loss weight in (0, 100]; 1 weighs every cell alike")
         for name in ("text_dropout", "cond_prob", "image_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise InvalidRequest(name, getattr(self, name), "a probability between 0 and 1")
@@ -160,13 +161,14 @@ def _toyworld_shard(cfg: TrainConfig, buckets: list[Bucket], shard: int):
         duration = max(bucket.frames - 1, 1) / cfg.fps
         scene = sample_scene(seed, aspect=bucket.aspect, duration=duration, split="train")
         clip = render(scene, bucket.width, bucket.height, fps=cfg.fps, num_frames=bucket.frames)
-        yield bucket, clip.frames, scene_captions(scene), object_mask(clip.bbox, bucket.height, bucket.width)
+        yield bucket, clip.frames, scene_captions(scene), clip.bbox
 
 
-def object_mask(bbox: torch.Tensor, height: int, width: int, spatial: int = 8, temporal: int = 4) -> torch.Tensor:
+def object_mask(bbox: torch.Tensor, height: int, width: int, spatial: int, temporal: int) -> torch.Tensor:
     """uint8 (T', height / spatial, width / spatial): 1 on the latent cells that an object's drawn box touches in
     any frame the latent frame encodes (the first frame alone, then `temporal` frames each, as the VAE groups
-    them), else 0. bbox: (N, T, 4) x0, y0, x1, y1 pixels, NaN where an object is not drawn (render.Clip.bbox)."""
+    them), else 0. bbox: (N, T, 4) x0, y0, x1, y1 pixels, NaN where an object is not drawn (render.Clip.bbox);
+    spatial, temporal: the VAE's factors."""
     N, T, _ = bbox.shape
     frames = torch.zeros(T, height // spatial, width // spatial, dtype=torch.bool)
     for t, i in zip(*torch.nonzero(~bbox[..., 0].isnan().T, as_tuple=True)):   # every drawn (frame, object)
@@ -190,7 +192,7 @@ def _folder_shard(dataset: VideoFolderDataset, shard: int, size: int):
 def _render_shard(job):
     """Worker side of a parallel cache build: shard k's ToyWorld clips as plain arrays (cheap to pickle)."""
     cfg, buckets, k = job
-    return k, [(b, frames.numpy(), captions, mask) for b, frames, captions, mask in _toyworld_shard(cfg, buckets, k)]
+    return k, [(b, frames.numpy(), captions, bbox) for b, frames, captions, bbox in _toyworld_shard(cfg, buckets, k)]
 
 
 def _rendered_shards(cfg: TrainConfig, buckets: list[Bucket], todo: list[int], workers: int):
@@ -217,7 +219,7 @@ def _rendered_shards(cfg: TrainConfig, buckets: list[Bucket], todo: list[int], w
             for k_next in queue:
                 pending.append(pool.submit(_render_shard, (cfg, buckets, k_next)))
                 break
-            yield k, [(b, torch.from_numpy(frames), captions, mask) for b, frames, captions, mask in clips]
+            yield k, [(b, torch.from_numpy(frames), captions, bbox) for b, frames, captions, bbox in clips]
 
 
 @torch.no_grad()
@@ -247,10 +249,12 @@ def build_cache(cfg: TrainConfig, cache: Path, vae: VideoVAE, *, folder=None, ra
             for i, z in zip(index, vae.encode(video)):
                 latents[i] = z.to(torch.float16).cpu()
         tensors = {f"latents.{i}": z for i, z in enumerate(latents)}
-        tensors |= {f"objects.{i}": clip[3] for i, clip in enumerate(clips) if clip[3] is not None}
+        factors = vae.cfg.spatial_factor, vae.cfg.temporal_factor
+        tensors |= {f"objects.{i}": object_mask(bbox, b.height, b.width, *factors)   # ToyWorld's ground truth
+                    for i, (b, _, _, bbox) in enumerate(clips) if bbox is not None}
         save_file(tensors, str(cache / f"shard-{k:05d}.safetensors"))
-        meta = [{"bucket": [b.frames, b.height, b.width], "captions": c, "objects": mask is not None}
-                for b, _, c, mask in clips]
+        meta = [{"bucket": [b.frames, b.height, b.width], "captions": c, "objects": bbox is not None}
+                for b, _, c, bbox in clips]
         (cache / f"shard-{k:05d}.json").write_text(json.dumps(meta))  # written last: marks the shard complete
     return shards
 
@@ -289,22 +293,22 @@ class LatentCache:
         """One clip's latents (C, T, H, W), fp16 as cached."""
         return self._tensor(item[0], f"latents.{item[1]}")
 
-    def objects(self, item) -> torch.Tensor:
-        """One clip's object mask (T, H, W) as float: 1 where an object is (object_mask), all 0 without a mask."""
-        if item[3]:
-            return self._tensor(item[0], f"objects.{item[1]}").float()
-        latents = self._tensor(item[0], f"latents.{item[1]}")
-        return latents.new_zeros(latents.shape[1:], dtype=torch.float32)
-
-    def batch(self, step_rng: random.Random, rank_rng: random.Random, token_budget: int):
-        """(bucket, latents (B, C, T, H, W), captions, object masks (B, 1, T, H, W)). The bucket comes from
-        `step_rng` (the same on every rank), the clips from `rank_rng`. Buckets are drawn in proportion to their
-        clips, so every cached clip is seen about equally often."""
+    def batch(self, step_rng: random.Random, rank_rng: random.Random, token_budget: int, objects: bool = False):
+        """(bucket, latents (B, C, T, H, W), captions, object masks (B, 1, T, H, W) as float, all 0 for clips
+        without one; None unless `objects`). The bucket comes from `step_rng` (the same on every rank), the clips
+        from `rank_rng`. Buckets are drawn in proportion to their clips, so every cached clip is seen about equally
+        often."""
         bucket = step_rng.choices(self.buckets, [len(self.by_bucket[b]) for b in self.buckets])[0]
         items = self.by_bucket[bucket]
         picked = [items[rank_rng.randrange(len(items))] for _ in range(batch_size_for(bucket, token_budget))]
-        return (bucket, torch.stack([self.latents(p) for p in picked]).float(), [p[2] for p in picked],
-                torch.stack([self.objects(p) for p in picked])[:, None])
+        latents = torch.stack([self.latents(p) for p in picked]).float()
+        masks = None
+        if objects:
+            masks = torch.zeros(latents.shape[0], 1, *latents.shape[2:])
+            for b, p in enumerate(picked):
+                if p[3]:
+                    masks[b, 0] = self._tensor(p[0], f"objects.{p[1]}").float()
+        return bucket, latents, [p[2] for p in picked], masks
 
 
 # --- 3. one step -----------------------------------------------------------------------------------------
@@ -608,10 +612,11 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
         step_rng = random.Random(f"step/{cfg.seed}/{at}")
         rank_rng = random.Random(f"step/{cfg.seed}/{at}/{rank}")
         gen = torch.Generator().manual_seed((cfg.seed * 1_000_003 + at) * 4096 + rank)
-        bucket, latents, captions, objects = cache.batch(step_rng, rank_rng, cfg.token_budget)
+        weigh_objects = cfg.object_weight != 1 and not cfg.distill_steps
+        bucket, latents, captions, objects = cache.batch(step_rng, rank_rng, cfg.token_budget, objects=weigh_objects)
         prompts = [pick_caption(c, rank_rng, cfg) for c in captions]
         cond, weight = conditioning(latents, rank_rng, cfg.cond_prob)
-        if cfg.object_weight != 1 and not cfg.distill_steps:
+        if weigh_objects:
             weight = loss_weight(weight, objects, cfg.object_weight)
         drawn = {"bucket": bucket, "prompts": prompts, "latents": latents, "cond": cond, "weight": weight,
                  "noise": torch.randn(latents.shape, generator=gen),

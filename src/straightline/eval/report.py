@@ -170,8 +170,8 @@ def _adherence(pipeline, suite, fields, pool, log) -> tuple[list[dict], dict]:
         details["steering"] = steer = steering(pipeline, suite.steer_n, seconds=suite.seconds, batch=suite.batch,
                                                seed=suite.seed, progress=log.progress("steering"), **fields)
         group = "steering: the direction word reversed"
-        metrics += [_metric("adherence", group, "both clips follow their word", stats.rate(steer["both"], steer["pairs"]),
-                            "higher", headline=True, percent=True),
+        metrics += [_metric("adherence", group, "both clips follow their word",
+                            stats.rate(steer["both"], steer["pairs"]), "higher", headline=True, percent=True),
                     _metric("adherence", group, "cosine between the two clips' motion",
                             stats.mean(steer["cosines"]), "lower")]
     return metrics, details
