@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from straightline.eval.adherence import (
-    REVERSED,
     accuracy_table,
     case_scene,
     centre_crop,
@@ -164,7 +163,7 @@ class WordPipeline:
 def test_steering_tells_a_model_that_follows_the_direction_word_from_one_that_ignores_it():
     cases = steering_cases(4)
     assert all(s.objects[0].motion == "slide" and len(s.objects) == 1 and
-               r.objects[0].direction == REVERSED[s.objects[0].direction] for _, s, r in cases)
+               r.objects[0].direction == vocab.OPPOSITE[s.objects[0].direction] for _, s, r in cases)
     follows = {captions(s)["medium"]: s for _, scene, reverse in cases for s in (scene, reverse)}
     ignores = {captions(s)["medium"]: scene for _, scene, reverse in cases for s in (scene, reverse)}
     fields = {"resolution": 64, "fps": 8, "steps": 1, "batch": 3}

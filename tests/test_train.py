@@ -27,6 +27,7 @@ from straightline.train import (
     build_cache,
     conditioning,
     distill_loss,
+    draw_batch,
     flow_loss,
     loss_weight,
     object_mask,
@@ -191,6 +192,29 @@ def test_toyworld_cache_holds_object_masks_that_an_object_weighted_run_uses(vae_
     assert objects.shape == (latents.shape[0], 1, *latents.shape[2:])
     assert 0 < objects.mean() < 1                                          # objects, and background around them
     assert json.loads((tmp_path / "model.json").read_text())["trained"]["recipe"]["object_weight"] == 4.0
+
+
+def test_reverse_pairs_cache_each_clips_reversal_and_train_pairs_on_one_noise(vae_path, tmp_path):
+    cfg = tiny_config(vae_path, steps=2, cache_clips=16, reverse_pairs=0.5, aspects=("1:1",), image_resolutions=())
+    train(cfg, tmp_path, sample_every=0, progress=False)
+    cache = LatentCache(tmp_path / "cache")
+    assert 0 < cache.pairs and len(cache) == 16 + cache.pairs             # each reversal next to its clip
+    for first, second in (p for pairs in cache.pairs_by_bucket.values() for p in pairs):
+        a, b = cache.latents(first), cache.latents(second)
+        assert a.shape == b.shape and not torch.equal(a, b)
+    drawn = {at: draw_batch(cache, cfg, at) for at in range(8)}
+    paired = [at for at, d in drawn.items() if torch.equal(d["noise"][0], d["noise"][1])]
+    assert 0 < len(paired) < 8                                              # about half the steps are pairs
+    for d in (drawn[at] for at in paired):
+        assert len(d["prompts"]) % 2 == 0
+        assert torch.equal(d["noise"][0::2], d["noise"][1::2]) and torch.equal(d["t"][0::2], d["t"][1::2])
+        assert torch.equal(d["weight"][0::2], d["weight"][1::2])
+        assert all(bool(p) == bool(q) for p, q in zip(d["prompts"][0::2], d["prompts"][1::2]))
+    plain = tiny_config(vae_path)                                         # without reverse_pairs: no pairs
+    assert not any(torch.equal(d["noise"][0], d["noise"][1]) for d in (draw_batch(cache, plain, at) for at in paired))
+    train(tiny_config(vae_path, steps=1), tmp_path / "other", sample_every=0, progress=False)
+    with pytest.raises(InvalidRequest, match="reverse_pairs"):               # a cache built without reversals
+        draw_batch(LatentCache(tmp_path / "other" / "cache"), cfg, paired[0])
 
 
 def test_resume_is_exact(vae_path, tmp_path):

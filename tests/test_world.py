@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from straightline.errors import InvalidRequest
-from straightline.world import Scene, WorldObject, render, sample_scene, simulate, vocab
-from straightline.world.physics import COLLISION_RADIUS, DT, initial_velocity
+from straightline.world import Scene, WorldObject, captions, render, sample_scene, simulate, vocab
+from straightline.world.physics import COLLISION_RADIUS, DT, initial_velocity, reversed_scene
 from straightline.world.scene import MIN_CONTRAST, color_distance, contrasting_colors, is_held_out
 
 
@@ -134,6 +134,34 @@ def test_object_permanence_behind_an_occluder():
 
 
 # --- renderer --------------------------------------------------------------------------------------------
+
+def test_a_reversed_scene_renders_the_frames_backwards_and_names_the_opposite_directions():
+    reversible = [(s, r) for s in (sample_scene(seed, aspect=16 / 9, duration=1.0) for seed in range(40))
+                  if (r := reversed_scene(s)) is not None]
+    assert 5 <= len(reversible) < 40
+    for scene, back in reversible[:5]:
+        forward = render(scene, 48, 27, fps=8, num_frames=9).frames
+        assert torch.equal(render(back, 48, 27, fps=8, num_frames=9).frames, forward.flip(0))
+        for o, b in zip(scene.objects, back.objects):
+            assert b.direction == vocab.OPPOSITE.get(o.direction, o.direction)
+            assert (b.shape, b.color, b.size, b.motion) == (o.shape, o.color, o.size, o.motion)
+    slider = next((s, r) for s, r in reversible if any(o.direction in ("left", "right") for o in s.objects))
+    words = [captions(scene)["medium"].split() for scene in slider]
+    assert len(words[0]) == len(words[1]) and words[0] != words[1]     # the same sentence, other directions
+
+
+def test_only_time_symmetric_scenes_reverse():
+    def scene(motion, camera="static", **kw):
+        return Scene([WorldObject("ball", "red", "small", motion, 0.8, 0.5, **kw)], camera=camera, duration=1.0)
+    assert reversed_scene(scene("slide", direction="left", speed="fast")) is not None
+    assert reversed_scene(scene("slide", "pan left", direction="left", speed="fast")) is None   # the camera
+    assert reversed_scene(scene("bounce", direction="left", speed="fast")) is None               # gravity
+    assert reversed_scene(scene("grow", speed="fast")) is None              # growth starts from the object's size
+    crash = Scene([WorldObject("ball", "red", "small", "slide", 0.4, 0.5, direction="right", speed="fast"),
+                   WorldObject("ball", "blue", "small", "slide", 1.2, 0.5, direction="left", speed="fast")],
+                  duration=1.0)
+    assert reversed_scene(crash) is None                                    # a collision changes the speeds
+
 
 def test_render_is_deterministic_with_shapes_and_dtype():
     s = sample_scene(21)

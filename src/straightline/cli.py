@@ -188,8 +188,8 @@ def cmd_train(args) -> None:
     from .request import parse_interval
     from .train import TrainConfig, train
     fields = ("preset", "vae", "text_encoder", "text_features", "init", "fps", "cache_clips", "shard_clips",
-              "token_budget", "steps", "lr", "warmup", "ema", "text_dropout", "cond_prob", "object_weight", "seed",
-              "distill_steps", "distill_cfg", "distill_substeps", "student_init")
+              "token_budget", "steps", "lr", "warmup", "ema", "text_dropout", "cond_prob", "object_weight",
+              "reverse_pairs", "seed", "distill_steps", "distill_cfg", "distill_substeps", "student_init")
     values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     for name in ("resolutions", "image_resolutions"):
         if getattr(args, name) is not None:
@@ -574,6 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "projections with zeros)")
     t.add_argument("--object-weight", type=float, help="loss weight of the latent cells ToyWorld's objects cover, "
                    "against 1 for the background (default 1: all alike); video files have no object masks")
+    t.add_argument("--reverse-pairs", type=float, help="share of steps that train on ToyWorld clips beside their "
+                   "time reversal (the same frames backwards, captioned with the opposite directions), with one "
+                   "noise each: teaches the direction words (default 0; > 0 also caches the reversals)")
     t.add_argument("--distill-steps", type=int, help="distil --init (the teacher) into a student that samples in "
                    "this many steps without guidance (its model.json says so)")
     t.add_argument("--distill-cfg", type=float, help="the teacher's guidance scale the student absorbs (default 5)")

@@ -64,6 +64,7 @@ from .request import parse_interval
 from .text import FEATURES, TextEmbedding, load_text_encoder
 from .vae import VideoVAE
 from .world import render, sample_scene
+from .world.physics import reversed_scene
 from .world.captions import captions as scene_captions
 
 log = logging.getLogger("straightline.train")
@@ -107,6 +108,10 @@ class TrainConfig:
     cond_prob: float = 0.3                   # share of steps that condition on given latent frames
     object_weight: float = 1.0               # loss weight of latent cells an object covers (ToyWorld ground truth),
                                              # relative to the background's 1 (object_mask; flow_loss)
+    reverse_pairs: float = 0.0               # share of steps that train on ToyWorld clips beside their time reversal
+                                             # (world.physics.reversed_scene), each pair with one noise, time and
+                                             # caption level: only the direction words tell the two apart. > 0
+                                             # also caches each reversible clip's reversal next to it
     seed: int = 0
     distill_steps: int = 0                   # > 0: distil `init` (the teacher) into a student that samples in
                                              # this many Euler steps without guidance (distill_loss)
@@ -122,7 +127,7 @@ class TrainConfig:
         if not 0 < self.object_weight <= 100:
             raise InvalidRequest("object_weight", self.object_weight,
                                  "a loss weight in (0, 100]; 1 weighs every cell alike")
-        for name in ("text_dropout", "cond_prob", "image_share"):
+        for name in ("text_dropout", "cond_prob", "image_share", "reverse_pairs"):
             if not 0 <= getattr(self, name) <= 1:
                 raise InvalidRequest(name, getattr(self, name), "a probability between 0 and 1")
         if self.token_budget < 1 or self.cache_clips < 1 or self.shard_clips < 1:
@@ -161,7 +166,11 @@ def _toyworld_shard(cfg: TrainConfig, buckets: list[Bucket], shard: int):
         duration = max(bucket.frames - 1, 1) / cfg.fps
         scene = sample_scene(seed, aspect=bucket.aspect, duration=duration, split="train")
         clip = render(scene, bucket.width, bucket.height, fps=cfg.fps, num_frames=bucket.frames)
-        yield bucket, clip.frames, scene_captions(scene), clip.bbox
+        yield bucket, clip.frames, scene_captions(scene), clip.bbox, False
+        twin = reversed_scene(scene) if cfg.reverse_pairs and bucket.frames > 1 else None
+        if twin is not None:   # the same frames backwards, captioned with the opposite directions
+            clip = render(twin, bucket.width, bucket.height, fps=cfg.fps, num_frames=bucket.frames)
+            yield bucket, clip.frames, scene_captions(twin), clip.bbox, True
 
 
 def object_mask(bbox: torch.Tensor, height: int, width: int, spatial: int, temporal: int) -> torch.Tensor:
@@ -186,13 +195,13 @@ def _folder_shard(dataset: VideoFolderDataset, shard: int, size: int):
             sample = dataset[index]
         except MediaError:
             continue
-        yield sample["bucket"], sample["video"], captions_of[sample["path"]] or {"caption": ""}, None
+        yield sample["bucket"], sample["video"], captions_of[sample["path"]] or {"caption": ""}, None, False
 
 
 def _render_shard(job):
     """Worker side of a parallel cache build: shard k's ToyWorld clips as plain arrays (cheap to pickle)."""
     cfg, buckets, k = job
-    return k, [(b, frames.numpy(), captions, bbox) for b, frames, captions, bbox in _toyworld_shard(cfg, buckets, k)]
+    return k, [(b, frames.numpy(), *rest) for b, frames, *rest in _toyworld_shard(cfg, buckets, k)]
 
 
 def _rendered_shards(cfg: TrainConfig, buckets: list[Bucket], todo: list[int], workers: int):
@@ -219,7 +228,7 @@ def _rendered_shards(cfg: TrainConfig, buckets: list[Bucket], todo: list[int], w
             for k_next in queue:
                 pending.append(pool.submit(_render_shard, (cfg, buckets, k_next)))
                 break
-            yield k, [(b, torch.from_numpy(frames), captions, bbox) for b, frames, captions, bbox in clips]
+            yield k, [(b, torch.from_numpy(frames), *rest) for b, frames, *rest in clips]
 
 
 @torch.no_grad()
@@ -228,7 +237,8 @@ def build_cache(cfg: TrainConfig, cache: Path, vae: VideoVAE, *, folder=None, ra
     """Encode clips into `cache/shard-NNNNN.safetensors` (+ .json captions); shards already there are kept,
     so an interrupted build resumes. Shard k is built by rank k % world. ToyWorld shards render in `workers`
     processes per rank (the result does not depend on it). Clips of one bucket in a shard are encoded as one
-    batch. Returns the number of shards."""
+    batch. With cfg.reverse_pairs, a clip's time reversal follows it, marked "reverses". Returns the number of
+    shards."""
     cache.mkdir(parents=True, exist_ok=True)
     buckets = cfg.buckets()
     if folder is not None:
@@ -251,27 +261,34 @@ def build_cache(cfg: TrainConfig, cache: Path, vae: VideoVAE, *, folder=None, ra
         tensors = {f"latents.{i}": z for i, z in enumerate(latents)}
         factors = vae.cfg.spatial_factor, vae.cfg.temporal_factor
         tensors |= {f"objects.{i}": object_mask(bbox, b.height, b.width, *factors)   # ToyWorld's ground truth
-                    for i, (b, _, _, bbox) in enumerate(clips) if bbox is not None}
+                    for i, (b, _, _, bbox, _) in enumerate(clips) if bbox is not None}
         save_file(tensors, str(cache / f"shard-{k:05d}.safetensors"))
         meta = [{"bucket": [b.frames, b.height, b.width], "captions": c, "objects": bbox is not None}
-                for b, _, c, bbox in clips]
+                | ({"reverses": True} if twin else {}) for b, _, c, bbox, twin in clips]
         (cache / f"shard-{k:05d}.json").write_text(json.dumps(meta))  # written last: marks the shard complete
     return shards
 
 
 class LatentCache:
-    """The clips of a latent cache, grouped by bucket, as (shard file, index, captions, has an object mask). A
-    batch reads only the latents it draws, memory-mapped from the shards: a process holds its batch, not the
-    cache, and the processes of one machine share one copy of it in the page cache."""
+    """The clips of a latent cache, grouped by bucket, as (shard file, index, captions, has an object mask), and
+    its (clip, time reversal) pairs, grouped the same way. A batch reads only the latents it draws,
+    memory-mapped from the shards: a process holds its batch, not the cache, and the processes of one machine
+    share one copy of it in the page cache."""
 
     def __init__(self, cache: Path):
         self.by_bucket: dict[Bucket, list[tuple[str, int, dict, bool]]] = {}
+        self.pairs_by_bucket: dict[Bucket, list[tuple[tuple, tuple]]] = {}
         self._open = {}
         for meta_path in sorted(cache.glob("shard-*.json")):
             shard = str(meta_path.with_suffix(".safetensors"))
+            previous = None
             for i, item in enumerate(json.loads(meta_path.read_text())):
-                self.by_bucket.setdefault(Bucket(*item["bucket"]), []).append(
-                    (shard, i, item["captions"], item.get("objects", False)))   # caches before masks: none
+                bucket = Bucket(*item["bucket"])
+                entry = (shard, i, item["captions"], item.get("objects", False))   # caches before masks: none
+                self.by_bucket.setdefault(bucket, []).append(entry)
+                if item.get("reverses"):
+                    self.pairs_by_bucket.setdefault(bucket, []).append((previous, entry))
+                previous = entry
         if not self.by_bucket:
             raise InvalidRequest("cache", str(cache), "a latent cache with at least one clip")
         self.buckets = sorted(self.by_bucket)
@@ -293,14 +310,26 @@ class LatentCache:
         """One clip's latents (C, T, H, W), fp16 as cached."""
         return self._tensor(item[0], f"latents.{item[1]}")
 
-    def batch(self, step_rng: random.Random, rank_rng: random.Random, token_budget: int, objects: bool = False):
+    @property
+    def pairs(self) -> int:
+        """(clip, time reversal) pairs: ToyWorld caches built with reverse_pairs."""
+        return sum(len(v) for v in self.pairs_by_bucket.values())
+
+    def batch(self, step_rng: random.Random, rank_rng: random.Random, token_budget: int, objects: bool = False,
+              pairs: bool = False):
         """(bucket, latents (B, C, T, H, W), captions, object masks (B, 1, T, H, W) as float, all 0 for clips
         without one; None unless `objects`). The bucket comes from `step_rng` (the same on every rank), the clips
         from `rank_rng`. Buckets are drawn in proportion to their clips, so every cached clip is seen about equally
-        often."""
-        bucket = step_rng.choices(self.buckets, [len(self.by_bucket[b]) for b in self.buckets])[0]
-        items = self.by_bucket[bucket]
-        picked = [items[rank_rng.randrange(len(items))] for _ in range(batch_size_for(bucket, token_budget))]
+        often. `pairs`: the batch is (clip, time reversal) pairs, each reversal right after its clip."""
+        by_bucket = self.pairs_by_bucket if pairs else self.by_bucket
+        buckets = sorted(by_bucket)
+        if not buckets:
+            raise InvalidRequest("reverse_pairs", "> 0", "a cache built with reverse_pairs (ToyWorld; delete the "
+                                 "cache's shards to rebuild it with each reversible clip's time reversal)")
+        bucket = step_rng.choices(buckets, [len(by_bucket[b]) for b in buckets])[0]
+        items, size = by_bucket[bucket], batch_size_for(bucket, token_budget)
+        picked = [items[rank_rng.randrange(len(items))] for _ in range(max(1, size // 2) if pairs else size)]
+        picked = [clip for pair in picked for clip in pair] if pairs else picked
         latents = torch.stack([self.latents(p) for p in picked]).float()
         masks = None
         if objects:
@@ -320,6 +349,17 @@ def pick_caption(captions: dict, rng: random.Random, cfg: TrainConfig) -> str:
     if not levels:
         return captions.get("caption", "")
     return captions[rng.choices(levels, [cfg.caption_levels[lvl] for lvl in levels])[0]]
+
+
+def pick_pair_captions(captions: list[dict], rng: random.Random, cfg: TrainConfig) -> list[str]:
+    """pick_caption for (clip, time reversal) pairs: both clips of a pair get the same level, or both none."""
+    prompts = []
+    for first, second in zip(captions[0::2], captions[1::2]):
+        state = rng.getstate()
+        prompts.append(pick_caption(first, rng, cfg))
+        rng.setstate(state)                 # the same draws again: a reversal has the same caption levels
+        prompts.append(pick_caption(second, rng, cfg))
+    return prompts
 
 
 def conditioning(latents: torch.Tensor, rng: random.Random, prob: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -345,6 +385,39 @@ def conditioning(latents: torch.Tensor, rng: random.Random, prob: float) -> tupl
             known[b, :, T - k:] = 1
     mask = known.expand(B, 1, T, *latents.shape[3:])
     return torch.cat([latents * mask, mask], dim=1), 1 - known
+
+
+def draw_batch(cache: LatentCache, cfg: TrainConfig, at: int, rank: int = 0) -> dict:
+    """Everything step `at` draws on the CPU, from generators seeded by the step (and rank) alone, so a resumed
+    run draws what the straight run did: {"bucket", "prompts", "latents", "cond", "weight", "noise", "t"}, and
+    for distillation "times" and "segment". A step of (clip, time reversal) pairs (cfg.reverse_pairs) gives both
+    clips of a pair one noise, one time, one caption level and the same given frames."""
+    step_rng = random.Random(f"step/{cfg.seed}/{at}")
+    rank_rng = random.Random(f"step/{cfg.seed}/{at}/{rank}")
+    gen = torch.Generator().manual_seed((cfg.seed * 1_000_003 + at) * 4096 + rank)
+    weigh_objects = cfg.object_weight != 1 and not cfg.distill_steps
+    paired = bool(cfg.reverse_pairs) and not cfg.distill_steps and step_rng.random() < cfg.reverse_pairs
+    bucket, latents, captions, objects = cache.batch(step_rng, rank_rng, cfg.token_budget, objects=weigh_objects,
+                                                     pairs=paired)
+    B = latents.shape[0]
+    noise = torch.randn((B // 2 if paired else B, *latents.shape[1:]), generator=gen)
+    t = flow.sample_timesteps(noise.shape[0], flow.shift_for_tokens(bucket.latent_tokens), generator=gen)
+    if paired:
+        prompts = pick_pair_captions(captions, rank_rng, cfg)
+        _, weight = conditioning(latents[0::2], rank_rng, cfg.cond_prob)
+        noise, t, weight = (x.repeat_interleave(2, dim=0) for x in (noise, t, weight))
+        cond = torch.cat([latents * (1 - weight), (1 - weight).expand(B, 1, *latents.shape[2:])], dim=1)
+    else:
+        prompts = [pick_caption(c, rank_rng, cfg) for c in captions]
+        cond, weight = conditioning(latents, rank_rng, cfg.cond_prob)
+    if weigh_objects:
+        weight = loss_weight(weight, objects, cfg.object_weight)
+    drawn = {"bucket": bucket, "prompts": prompts, "latents": latents, "cond": cond, "weight": weight,
+             "noise": noise, "t": t}
+    if cfg.distill_steps:
+        drawn["times"] = flow.sampling_times(cfg.distill_steps, flow.shift_for_tokens(bucket.latent_tokens))
+        drawn["segment"] = torch.randint(cfg.distill_steps, (B,), generator=gen)
+    return drawn
 
 
 def flow_loss(model, latents, text, t, noise, cond, weight):
@@ -607,24 +680,9 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
         "seconds": list(cfg.seconds), "image_resolutions": list(cfg.image_resolutions), "recipe": asdict(cfg)})
 
     def inputs(at: int) -> dict:
-        """Everything step `at` draws on the CPU (from generators seeded by the step alone): made in a thread
-        while the step before runs on the device, so reading the cache overlaps the GPU's work."""
-        step_rng = random.Random(f"step/{cfg.seed}/{at}")
-        rank_rng = random.Random(f"step/{cfg.seed}/{at}/{rank}")
-        gen = torch.Generator().manual_seed((cfg.seed * 1_000_003 + at) * 4096 + rank)
-        weigh_objects = cfg.object_weight != 1 and not cfg.distill_steps
-        bucket, latents, captions, objects = cache.batch(step_rng, rank_rng, cfg.token_budget, objects=weigh_objects)
-        prompts = [pick_caption(c, rank_rng, cfg) for c in captions]
-        cond, weight = conditioning(latents, rank_rng, cfg.cond_prob)
-        if weigh_objects:
-            weight = loss_weight(weight, objects, cfg.object_weight)
-        drawn = {"bucket": bucket, "prompts": prompts, "latents": latents, "cond": cond, "weight": weight,
-                 "noise": torch.randn(latents.shape, generator=gen),
-                 "t": flow.sample_timesteps(latents.shape[0], flow.shift_for_tokens(bucket.latent_tokens),
-                                            generator=gen)}
-        if cfg.distill_steps:
-            drawn["times"] = flow.sampling_times(cfg.distill_steps, flow.shift_for_tokens(bucket.latent_tokens))
-            drawn["segment"] = torch.randint(cfg.distill_steps, (latents.shape[0],), generator=gen)
+        """Step `at`'s batch, made in a thread while the step before runs on the device, so reading the cache
+        overlaps the GPU's work."""
+        drawn = draw_batch(cache, cfg, at, rank)
         pin = device.type == "cuda"
         return {k: v.pin_memory() if pin and isinstance(v, torch.Tensor) else v for k, v in drawn.items()}
 

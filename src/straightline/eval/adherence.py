@@ -322,10 +322,6 @@ def evaluate(pipeline, cases: list[Case], *, batch: int = 8, seed: int = 0, prog
 
 # --- 4. steering: does the direction word move the object? -----------------------------------------------
 
-REVERSED = {"right": "left", "left": "right", "up": "down", "down": "up", "up-right": "down-left",
-            "down-left": "up-right", "up-left": "down-right", "down-right": "up-left"}
-
-
 def steering_cases(n: int, split: str = "train", *, seed: int = 0, aspect="16:9", seconds: float = 1.0) -> list:
     """[(k, scene, the scene with its direction reversed)] for steering: n one-object sliding scenes (static
     camera); k numbers the scene among those drawn, and seeds its clips."""
@@ -334,7 +330,7 @@ def steering_cases(n: int, split: str = "train", *, seed: int = 0, aspect="16:9"
         scene = case_scene(SEED_BASE + (1 << 30) + (seed << 24) + k, split, parse_aspect(aspect), seconds, "static")
         if len(scene.objects) == 1 and scene.objects[0].motion == "slide":
             reverse = copy.deepcopy(scene)
-            reverse.objects[0].direction = REVERSED[scene.objects[0].direction]
+            reverse.objects[0].direction = vocab.OPPOSITE[scene.objects[0].direction]
             cases.append((k, scene, reverse))
             if len(cases) == n:
                 break

@@ -9,7 +9,7 @@ at 60 fps shows the same motion.
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -202,3 +202,26 @@ def _occlusions(traj: Trajectory, step: float = 1 / 60) -> list[dict]:
                 events.append({"t": round(float(times[k]), 4), "type": "occlusion", "behind": i, "front": j,
                                "until": until})
     return events
+
+
+REVERSIBLE_MOTIONS = ("still", "slide", "orbit", "spin")
+
+
+def reversed_scene(scene: Scene) -> Scene | None:
+    """The scene played backwards over its duration, as a ToyWorld scene: every object starts where it ends and
+    moves the other way (vocab.OPPOSITE), so rendering it gives the scene's frames in reverse order and its
+    captions name the opposite directions. None where no ToyWorld scene does that: a moving camera, gravity
+    (bounce, fall), growing or shrinking (which start at their size), or a collision (which changes speeds).
+
+    Training on a scene and its reverse shows the model two clips that pass through the same places and differ
+    only in order, so only the direction words tell them apart (train.TrainConfig.reverse_pairs)."""
+    if scene.camera != "static" or any(o.motion not in REVERSIBLE_MOTIONS for o in scene.objects):
+        return None
+    trajectory = simulate(scene)
+    if any(e["type"] == "collision" for e in trajectory.events):
+        return None
+    end = trajectory.at([scene.duration])
+    objects = [replace(o, x=float(end.position[i, 0, 0]), y=float(end.position[i, 0, 1]),
+                       angle=float(end.angle[i, 0]), direction=vocab.OPPOSITE.get(o.direction, o.direction))
+               for i, o in enumerate(scene.objects)]
+    return replace(scene, objects=objects)

@@ -37,6 +37,11 @@ DIRECTIONS: dict[str, tuple[float, float]] = {
     "right": (1.0, 0.0), "left": (-1.0, 0.0), "up": (0.0, 1.0), "down": (0.0, -1.0),
     "up-right": (_D, _D), "up-left": (-_D, _D), "down-right": (_D, -_D), "down-left": (-_D, -_D),
 }
+# The other way round: each slide direction and turning sense with its opposite.
+OPPOSITE: dict[str, str] = {"right": "left", "left": "right", "up": "down", "down": "up",
+                            "up-right": "down-left", "down-left": "up-right", "up-left": "down-right",
+                            "down-right": "up-left", "clockwise": "counterclockwise",
+                            "counterclockwise": "clockwise"}
 
 # Motion types. Physical ones (slide, bounce, fall) collide with other physical objects on the same depth
 # layer; kinematic ones follow their formula and never collide.
