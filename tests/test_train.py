@@ -201,7 +201,7 @@ def test_reverse_pairs_cache_each_clips_reversal_and_train_pairs_on_one_noise(va
     assert 0 < cache.pairs and len(cache) == 16 + cache.pairs             # each reversal next to its clip
     for first, second in (p for pairs in cache.pairs_by_bucket.values() for p in pairs):
         a, b = cache.latents(first), cache.latents(second)
-        assert a.shape == b.shape and not torch.equal(a, b)
+        assert a.shape == b.shape and not torch.equal(a, b) and first[2] != second[2]   # other frames, other words
     drawn = {at: draw_batch(cache, cfg, at) for at in range(8)}
     paired = [at for at, d in drawn.items() if torch.equal(d["noise"][0], d["noise"][1])]
     assert 0 < len(paired) < 8                                              # about half the steps are pairs

@@ -167,7 +167,8 @@ def _toyworld_shard(cfg: TrainConfig, buckets: list[Bucket], shard: int):
         scene = sample_scene(seed, aspect=bucket.aspect, duration=duration, split="train")
         clip = render(scene, bucket.width, bucket.height, fps=cfg.fps, num_frames=bucket.frames)
         yield bucket, clip.frames, scene_captions(scene), clip.bbox, False
-        twin = reversed_scene(scene) if cfg.reverse_pairs and bucket.frames > 1 else None
+        moves = any(o.direction for o in scene.objects)       # a scene of still objects is its own reversal
+        twin = reversed_scene(scene) if cfg.reverse_pairs and bucket.frames > 1 and moves else None
         if twin is not None:   # the same frames backwards, captioned with the opposite directions
             clip = render(twin, bucket.width, bucket.height, fps=cfg.fps, num_frames=bucket.frames)
             yield bucket, clip.frames, scene_captions(twin), clip.bbox, True
