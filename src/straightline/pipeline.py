@@ -801,7 +801,7 @@ class Pipeline:
             if dit.cfg.text_dim != width and not (self.info.text_features == "last+embeddings"
                                                   and dit.cfg.text_dim == width // 2):   # reads the last layer
                 raise InvalidRequest("preset", name, f"a DiT that reads this model's text features "
-                                     f"({self.info.text_features}, {self.text.dim} wide), not {dit.cfg.text_dim}")
+                                     f"({self.info.text_features}, {width} wide), not {dit.cfg.text_dim}")
             self._dits[name] = dit
         return self._dits[name]
 

@@ -292,7 +292,6 @@ class LatentCache:
                 previous = entry
         if not self.by_bucket:
             raise InvalidRequest("cache", str(cache), "a latent cache with at least one clip")
-        self.buckets = sorted(self.by_bucket)
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.by_bucket.values())
@@ -363,15 +362,17 @@ def pick_pair_captions(captions: list[dict], rng: random.Random, cfg: TrainConfi
     return prompts
 
 
-def conditioning(latents: torch.Tensor, rng: random.Random, prob: float) -> tuple[torch.Tensor, torch.Tensor]:
+def conditioning(latents: torch.Tensor, rng: random.Random, prob: float,
+                 pairs: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Known latents + mask (B, C + 1, T, h, w), and the loss weight (B, 1, T, 1, 1) (0 on given frames).
 
-    Strategies, one per sample: none (text-to-video); first frame (image-to-video, extend forward); last
-    frame; first and last (connect two images, loops); a start of the clip; an end of the clip (extend
-    backward); both ends (connect two clips)."""
+    Strategies, one per sample (with `pairs`, one per pair of consecutive samples: a clip and its time
+    reversal): none (text-to-video); first frame (image-to-video, extend forward); last frame; first and last
+    (connect two images, loops); a start of the clip; an end of the clip (extend backward); both ends (connect
+    two clips)."""
     B, T = latents.shape[0], latents.shape[2]
-    known = torch.zeros(B, 1, T, 1, 1)
-    for b in range(B):
+    known = torch.zeros(B // 2 if pairs else B, 1, T, 1, 1)
+    for b in range(known.shape[0]):
         if T < 2 or rng.random() >= prob:
             continue
         k = rng.randint(1, max(1, T // 2))
@@ -384,6 +385,7 @@ def conditioning(latents: torch.Tensor, rng: random.Random, prob: float) -> tupl
             known[b, :, :k] = 1
         if strategy in ("end", "ends"):
             known[b, :, T - k:] = 1
+    known = known.repeat_interleave(2, dim=0) if pairs else known
     mask = known.expand(B, 1, T, *latents.shape[3:])
     return torch.cat([latents * mask, mask], dim=1), 1 - known
 
@@ -405,12 +407,10 @@ def draw_batch(cache: LatentCache, cfg: TrainConfig, at: int, rank: int = 0) -> 
     t = flow.sample_timesteps(noise.shape[0], flow.shift_for_tokens(bucket.latent_tokens), generator=gen)
     if paired:
         prompts = pick_pair_captions(captions, rank_rng, cfg)
-        _, weight = conditioning(latents[0::2], rank_rng, cfg.cond_prob)
-        noise, t, weight = (x.repeat_interleave(2, dim=0) for x in (noise, t, weight))
-        cond = torch.cat([latents * (1 - weight), (1 - weight).expand(B, 1, *latents.shape[2:])], dim=1)
+        noise, t = noise.repeat_interleave(2, dim=0), t.repeat_interleave(2, dim=0)
     else:
         prompts = [pick_caption(c, rank_rng, cfg) for c in captions]
-        cond, weight = conditioning(latents, rank_rng, cfg.cond_prob)
+    cond, weight = conditioning(latents, rank_rng, cfg.cond_prob, pairs=paired)
     if weigh_objects:
         weight = loss_weight(weight, objects, cfg.object_weight)
     drawn = {"bucket": bucket, "prompts": prompts, "latents": latents, "cond": cond, "weight": weight,
