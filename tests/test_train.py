@@ -198,8 +198,9 @@ def test_reverse_pairs_cache_each_clips_reversal_and_train_pairs_on_one_noise(va
     cfg = tiny_config(vae_path, steps=2, cache_clips=16, reverse_pairs=0.5, aspects=("1:1",), image_resolutions=())
     train(cfg, tmp_path, sample_every=0, progress=False)
     cache = LatentCache(tmp_path / "cache")
-    assert 0 < cache.pairs and len(cache) == 16 + cache.pairs             # each reversal next to its clip
-    for first, second in (p for pairs in cache.pairs_by_bucket.values() for p in pairs):
+    assert 0 < cache.pairs() and len(cache) == 16 + cache.pairs()         # each reversal next to its clip
+    assert cache.pairs("reshapes") == 0
+    for first, second in (p for pairs in cache.pairs_by_kind["reverses"].values() for p in pairs):
         a, b = cache.latents(first), cache.latents(second)
         assert a.shape == b.shape and not torch.equal(a, b) and first[2] != second[2]   # other frames, other words
     drawn = {at: draw_batch(cache, cfg, at) for at in range(8)}
@@ -215,6 +216,41 @@ def test_reverse_pairs_cache_each_clips_reversal_and_train_pairs_on_one_noise(va
     train(tiny_config(vae_path, steps=1), tmp_path / "other", sample_every=0, progress=False)
     with pytest.raises(InvalidRequest, match="reverse_pairs"):               # a cache built without reversals
         draw_batch(LatentCache(tmp_path / "other" / "cache"), cfg, paired[0])
+
+
+def test_shape_pairs_cache_each_clips_reshaped_twin_and_the_pair_loss_weighs_their_difference(vae_path, tmp_path):
+    cfg = tiny_config(vae_path, steps=2, cache_clips=12, shape_pairs=0.5, reverse_pairs=0.25, pair_weight=4.0,
+                      aspects=("1:1",), image_resolutions=())
+    train(cfg, tmp_path, sample_every=0, progress=False)
+    cache = LatentCache(tmp_path / "cache")
+    assert 0 < cache.pairs("reshapes") and 0 < cache.pairs("reverses")
+    assert len(cache) == 12 + cache.pairs("reshapes") + cache.pairs("reverses")
+    for first, second in (p for pairs in cache.pairs_by_kind["reshapes"].values() for p in pairs):
+        assert not torch.equal(cache.latents(first), cache.latents(second))
+        assert first[2]["medium"] != second[2]["medium"]                  # other shape words
+    kinds = {draw_batch(cache, cfg, at)["paired"] for at in range(16)}
+    assert kinds == {None, "reverses", "reshapes"}
+    with pytest.raises(InvalidRequest, match="reverse_pairs"):
+        TrainConfig(reverse_pairs=0.6, shape_pairs=0.6).check()
+    with pytest.raises(InvalidRequest, match="pair_weight"):
+        TrainConfig(pair_weight=-1).check()
+
+    # the pair loss: zero weight or no contrasting pair is the plain loss; otherwise it adds the difference's error
+    torch.manual_seed(0)
+    model = DiT(DIT_PRESETS["tiny"])
+    torch.nn.init.normal_(model.final.linear.weight, std=0.1)               # a model that predicts something
+    latents, noise = torch.randn(4, 16, 3, 4, 4), torch.randn(2, 16, 3, 4, 4).repeat_interleave(2, dim=0)
+    latents[1] = latents[0] + 0.5 * torch.randn(16, 3, 4, 4)
+    t = torch.tensor([0.3, 0.3, 0.7, 0.7])
+    text = TextEmbedding(torch.randn(4, 5, 384), torch.ones(4, 5, dtype=torch.bool), torch.randn(4, 384))
+    cond, frames = conditioning(latents, random.Random(1), prob=0.0)
+    plain = flow_loss(model, latents, text, t, noise, cond, frames)
+    assert torch.equal(flow_loss(model, latents, text, t, noise, cond, frames, 0.0, torch.tensor([True, True])), plain)
+    assert torch.equal(flow_loss(model, latents, text, t, noise, cond, frames, 4.0, torch.tensor([False, False])),
+                       plain)
+    one = flow_loss(model, latents, text, t, noise, cond, frames, 1.0, torch.tensor([True, False]))
+    four = flow_loss(model, latents, text, t, noise, cond, frames, 4.0, torch.tensor([True, False]))
+    assert plain < one < four and torch.allclose(four - plain, 4 * (one - plain))
 
 
 def test_resume_is_exact(vae_path, tmp_path):

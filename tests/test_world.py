@@ -1,6 +1,8 @@
 """ToyWorld scenes, physics and renderer: known answers, determinism, framing, ground truth."""
 
 import math
+import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ import torch
 
 from straightline.errors import InvalidRequest
 from straightline.world import Scene, WorldObject, captions, render, sample_scene, simulate, vocab
-from straightline.world.physics import COLLISION_RADIUS, DT, initial_velocity, reversed_scene
+from straightline.world.physics import COLLISION_RADIUS, DT, initial_velocity, reshaped_scene, reversed_scene
 from straightline.world.scene import MIN_CONTRAST, color_distance, contrasting_colors, is_held_out
 
 
@@ -148,6 +150,22 @@ def test_a_reversed_scene_renders_the_frames_backwards_and_names_the_opposite_di
     slider = next((s, r) for s, r in reversible if any(o.direction in ("left", "right") for o in s.objects))
     words = [captions(scene)["medium"].split() for scene in slider]
     assert len(words[0]) == len(words[1]) and words[0] != words[1]     # the same sentence, other directions
+
+
+def test_a_reshaped_scene_moves_the_same_with_other_shapes_and_never_a_held_out_composition():
+    twins = [(s, r) for s in (sample_scene(seed, aspect=16 / 9, duration=1.0, split="train") for seed in range(60))
+             if (r := reshaped_scene(s, random.Random(s.seed))) is not None]
+    assert 20 <= len(twins) < 60                       # collisions and bounces depend on the shape: those are None
+    for scene, twin in twins:
+        for o, r in zip(scene.objects, twin.objects):
+            assert r.shape != o.shape and (r.color, r.shape, r.motion) not in vocab.HELD_OUT
+            assert replace(r, shape=o.shape) == o
+        times = [0.0, 0.5, 1.0]
+        assert np.allclose(simulate(scene).at(times).position, simulate(twin).at(times).position)
+        assert captions(scene)["medium"] != captions(twin)["medium"]
+    bouncer = Scene([WorldObject("square", "red", "small", "bounce", 0.8, 0.5, direction="left", speed="fast")],
+                    duration=1.0)
+    assert reshaped_scene(bouncer, random.Random(0)) is None    # no other shape has its radius: the floor differs
 
 
 def test_only_time_symmetric_scenes_reverse():

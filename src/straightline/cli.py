@@ -189,7 +189,7 @@ def cmd_train(args) -> None:
     from .train import TrainConfig, train
     fields = ("preset", "vae", "text_encoder", "text_features", "init", "fps", "cache_clips", "shard_clips",
               "token_budget", "steps", "lr", "warmup", "ema", "text_dropout", "cond_prob", "object_weight",
-              "reverse_pairs", "seed", "distill_steps", "distill_cfg", "distill_substeps", "student_init")
+              "reverse_pairs", "shape_pairs", "pair_weight", "seed", "distill_steps", "distill_cfg", "distill_substeps", "student_init")
     values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     for name in ("resolutions", "image_resolutions"):
         if getattr(args, name) is not None:
@@ -577,6 +577,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--reverse-pairs", type=float, help="share of steps that train on ToyWorld clips beside their "
                    "time reversal (the same frames backwards, captioned with the opposite directions), with one "
                    "noise each: teaches the direction words (default 0; > 0 also caches the reversals)")
+    t.add_argument("--shape-pairs", type=float, help="share of steps that train on ToyWorld clips beside a twin "
+                   "whose objects are other shapes moving the same way, with one noise each: teaches the shape "
+                   "words (default 0; > 0 also caches the twins)")
+    t.add_argument("--pair-weight", type=float, help="on pair steps, the weight of an extra loss on how the two "
+                   "clips' predictions differ against how their targets do (default 0: none)")
     t.add_argument("--distill-steps", type=int, help="distil --init (the teacher) into a student that samples in "
                    "this many steps without guidance (its model.json says so)")
     t.add_argument("--distill-cfg", type=float, help="the teacher's guidance scale the student absorbs (default 5)")

@@ -64,7 +64,7 @@ from .request import parse_interval
 from .text import FEATURES, TextEmbedding, load_text_encoder
 from .vae import VideoVAE
 from .world import render, sample_scene
-from .world.physics import reversed_scene
+from .world.physics import reshaped_scene, reversed_scene
 from .world.captions import captions as scene_captions
 
 log = logging.getLogger("straightline.train")
@@ -112,6 +112,12 @@ class TrainConfig:
                                              # (world.physics.reversed_scene), each pair with one noise, time and
                                              # caption level: only the direction words tell the two apart. > 0
                                              # also caches each reversible clip's reversal next to it
+    shape_pairs: float = 0.0                 # share of steps that train on ToyWorld clips beside their reshaped
+                                             # twin (world.physics.reshaped_scene: every object another shape, the
+                                             # same motion), likewise: only the shape words tell them apart. > 0
+                                             # also caches each clip's twin next to it
+    pair_weight: float = 0.0                 # on pair steps, extra loss on the pair's difference: how the two
+                                             # predictions differ against how the two targets do (flow_loss)
     seed: int = 0
     distill_steps: int = 0                   # > 0: distil `init` (the teacher) into a student that samples in
                                              # this many Euler steps without guidance (distill_loss)
@@ -127,9 +133,14 @@ class TrainConfig:
         if not 0 < self.object_weight <= 100:
             raise InvalidRequest("object_weight", self.object_weight,
                                  "a loss weight in (0, 100]; 1 weighs every cell alike")
-        for name in ("text_dropout", "cond_prob", "image_share", "reverse_pairs"):
+        for name in ("text_dropout", "cond_prob", "image_share", "reverse_pairs", "shape_pairs"):
             if not 0 <= getattr(self, name) <= 1:
                 raise InvalidRequest(name, getattr(self, name), "a probability between 0 and 1")
+        if self.reverse_pairs + self.shape_pairs > 1:
+            raise InvalidRequest("reverse_pairs + shape_pairs", self.reverse_pairs + self.shape_pairs,
+                                 "shares of steps that add up to at most 1")
+        if not 0 <= self.pair_weight <= 100:
+            raise InvalidRequest("pair_weight", self.pair_weight, "a loss weight in [0, 100]; 0: no difference loss")
         if self.token_budget < 1 or self.cache_clips < 1 or self.shard_clips < 1:
             raise InvalidRequest("token_budget/cache_clips/shard_clips", None, "positive integers")
         if self.distill_steps and not self.init:
@@ -166,12 +177,14 @@ def _toyworld_shard(cfg: TrainConfig, buckets: list[Bucket], shard: int):
         duration = max(bucket.frames - 1, 1) / cfg.fps
         scene = sample_scene(seed, aspect=bucket.aspect, duration=duration, split="train")
         clip = render(scene, bucket.width, bucket.height, fps=cfg.fps, num_frames=bucket.frames)
-        yield bucket, clip.frames, scene_captions(scene), clip.bbox, False
+        yield bucket, clip.frames, scene_captions(scene), clip.bbox, None
         moves = any(o.direction for o in scene.objects)       # a scene of still objects is its own reversal
-        twin = reversed_scene(scene) if cfg.reverse_pairs and bucket.frames > 1 and moves else None
-        if twin is not None:   # the same frames backwards, captioned with the opposite directions
-            clip = render(twin, bucket.width, bucket.height, fps=cfg.fps, num_frames=bucket.frames)
-            yield bucket, clip.frames, scene_captions(twin), clip.bbox, True
+        twins = {"reverses": reversed_scene(scene) if cfg.reverse_pairs and bucket.frames > 1 and moves else None,
+                 "reshapes": reshaped_scene(scene, random.Random(f"reshape/{seed}")) if cfg.shape_pairs else None}
+        for kind, twin in twins.items():   # the same frames backwards, or other outlines; captioned to match
+            if twin is not None:
+                clip = render(twin, bucket.width, bucket.height, fps=cfg.fps, num_frames=bucket.frames)
+                yield bucket, clip.frames, scene_captions(twin), clip.bbox, kind
 
 
 def object_mask(bbox: torch.Tensor, height: int, width: int, spatial: int, temporal: int) -> torch.Tensor:
@@ -196,7 +209,7 @@ def _folder_shard(dataset: VideoFolderDataset, shard: int, size: int):
             sample = dataset[index]
         except MediaError:
             continue
-        yield sample["bucket"], sample["video"], captions_of[sample["path"]] or {"caption": ""}, None, False
+        yield sample["bucket"], sample["video"], captions_of[sample["path"]] or {"caption": ""}, None, None
 
 
 def _render_shard(job):
@@ -238,8 +251,8 @@ def build_cache(cfg: TrainConfig, cache: Path, vae: VideoVAE, *, folder=None, ra
     """Encode clips into `cache/shard-NNNNN.safetensors` (+ .json captions); shards already there are kept,
     so an interrupted build resumes. Shard k is built by rank k % world. ToyWorld shards render in `workers`
     processes per rank (the result does not depend on it). Clips of one bucket in a shard are encoded as one
-    batch. With cfg.reverse_pairs, a clip's time reversal follows it, marked "reverses". Returns the number of
-    shards."""
+    batch. With cfg.reverse_pairs, a clip's time reversal follows it, marked "reverses"; with cfg.shape_pairs, its
+    reshaped twin, marked "reshapes". Returns the number of shards."""
     cache.mkdir(parents=True, exist_ok=True)
     buckets = cfg.buckets()
     if folder is not None:
@@ -265,31 +278,36 @@ def build_cache(cfg: TrainConfig, cache: Path, vae: VideoVAE, *, folder=None, ra
                     for i, (b, _, _, bbox, _) in enumerate(clips) if bbox is not None}
         save_file(tensors, str(cache / f"shard-{k:05d}.safetensors"))
         meta = [{"bucket": [b.frames, b.height, b.width], "captions": c, "objects": bbox is not None}
-                | ({"reverses": True} if twin else {}) for b, _, c, bbox, twin in clips]
+                | ({twin: True} if twin else {}) for b, _, c, bbox, twin in clips]
         (cache / f"shard-{k:05d}.json").write_text(json.dumps(meta))  # written last: marks the shard complete
     return shards
 
 
+PAIRS = {"reverses": "reverse_pairs", "reshapes": "shape_pairs"}   # kind of twin in a cache -> TrainConfig option
+
+
 class LatentCache:
     """The clips of a latent cache, grouped by bucket, as (shard file, index, captions, has an object mask), and
-    its (clip, time reversal) pairs, grouped the same way. A batch reads only the latents it draws,
+    its pairs of each kind (PAIRS: a clip and its time reversal or its reshaped twin), grouped the same way. A batch reads only the latents it draws,
     memory-mapped from the shards: a process holds its batch, not the cache, and the processes of one machine
     share one copy of it in the page cache."""
 
     def __init__(self, cache: Path):
         self.by_bucket: dict[Bucket, list[tuple[str, int, dict, bool]]] = {}
-        self.pairs_by_bucket: dict[Bucket, list[tuple[tuple, tuple]]] = {}
+        self.pairs_by_kind: dict[str, dict[Bucket, list[tuple[tuple, tuple]]]] = {kind: {} for kind in PAIRS}
         self._open = {}
         for meta_path in sorted(cache.glob("shard-*.json")):
             shard = str(meta_path.with_suffix(".safetensors"))
-            previous = None
+            original = None
             for i, item in enumerate(json.loads(meta_path.read_text())):
                 bucket = Bucket(*item["bucket"])
                 entry = (shard, i, item["captions"], item.get("objects", False))   # caches before masks: none
                 self.by_bucket.setdefault(bucket, []).append(entry)
-                if item.get("reverses"):
-                    self.pairs_by_bucket.setdefault(bucket, []).append((previous, entry))
-                previous = entry
+                kind = next((kind for kind in PAIRS if item.get(kind)), None)
+                if kind:                                                  # a twin follows its clip (and its other twin)
+                    self.pairs_by_kind[kind].setdefault(bucket, []).append((original, entry))
+                else:
+                    original = entry
         if not self.by_bucket:
             raise InvalidRequest("cache", str(cache), "a latent cache with at least one clip")
 
@@ -310,22 +328,22 @@ class LatentCache:
         """One clip's latents (C, T, H, W), fp16 as cached."""
         return self._tensor(item[0], f"latents.{item[1]}")
 
-    @property
-    def pairs(self) -> int:
-        """(clip, time reversal) pairs: ToyWorld caches built with reverse_pairs."""
-        return sum(len(v) for v in self.pairs_by_bucket.values())
+    def pairs(self, kind: str = "reverses") -> int:
+        """Pairs of one kind (PAIRS): ToyWorld caches built with reverse_pairs or shape_pairs."""
+        return sum(len(v) for v in self.pairs_by_kind[kind].values())
 
     def batch(self, step_rng: random.Random, rank_rng: random.Random, token_budget: int, objects: bool = False,
-              pairs: bool = False):
+              pairs: str | None = None):
         """(bucket, latents (B, C, T, H, W), captions, object masks (B, 1, T, H, W) as float, all 0 for clips
         without one; None unless `objects`). The bucket comes from `step_rng` (the same on every rank), the clips
         from `rank_rng`. Buckets are drawn in proportion to their clips, so every cached clip is seen about equally
-        often. `pairs`: the batch is (clip, time reversal) pairs, each reversal right after its clip."""
-        by_bucket = self.pairs_by_bucket if pairs else self.by_bucket
+        often. `pairs` (a kind of PAIRS): the batch is pairs, each twin right after its clip."""
+        by_bucket = self.pairs_by_kind[pairs] if pairs else self.by_bucket
         buckets = sorted(by_bucket)
         if not buckets:
-            raise InvalidRequest("reverse_pairs", "> 0", "a cache built with reverse_pairs (ToyWorld; delete the "
-                                 "cache's shards to rebuild it with each reversible clip's time reversal)")
+            option = PAIRS[pairs]
+            raise InvalidRequest(option, "> 0", f"a cache built with {option} (ToyWorld; delete the cache's shards "
+                                 "to rebuild it with each clip's twin)")
         bucket = step_rng.choices(buckets, [len(by_bucket[b]) for b in buckets])[0]
         items, size = by_bucket[bucket], batch_size_for(bucket, token_budget)
         picked = [items[rank_rng.randrange(len(items))] for _ in range(max(1, size // 2) if pairs else size)]
@@ -352,7 +370,7 @@ def pick_caption(captions: dict, rng: random.Random, cfg: TrainConfig) -> str:
 
 
 def pick_pair_captions(captions: list[dict], rng: random.Random, cfg: TrainConfig) -> list[str]:
-    """pick_caption for (clip, time reversal) pairs: both clips of a pair get the same level, or both none."""
+    """pick_caption for pairs (a clip and its twin): both clips of a pair get the same level, or both none."""
     prompts = []
     for first, second in zip(captions[0::2], captions[1::2]):
         state = rng.getstate()
@@ -366,8 +384,7 @@ def conditioning(latents: torch.Tensor, rng: random.Random, prob: float,
                  pairs: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Known latents + mask (B, C + 1, T, h, w), and the loss weight (B, 1, T, 1, 1) (0 on given frames).
 
-    Strategies, one per sample (with `pairs`, one per pair of consecutive samples: a clip and its time
-    reversal): none (text-to-video); first frame (image-to-video, extend forward); last frame; first and last
+    Strategies, one per sample (with `pairs`, one per pair of consecutive samples: a clip and its twin): none (text-to-video); first frame (image-to-video, extend forward); last frame; first and last
     (connect two images, loops); a start of the clip; an end of the clip (extend backward); both ends (connect
     two clips)."""
     B, T = latents.shape[0], latents.shape[2]
@@ -393,13 +410,18 @@ def conditioning(latents: torch.Tensor, rng: random.Random, prob: float,
 def draw_batch(cache: LatentCache, cfg: TrainConfig, at: int, rank: int = 0) -> dict:
     """Everything step `at` draws on the CPU, from generators seeded by the step (and rank) alone, so a resumed
     run draws what the straight run did: {"bucket", "prompts", "latents", "cond", "weight", "noise", "t"}, and
-    for distillation "times" and "segment". A step of (clip, time reversal) pairs (cfg.reverse_pairs) gives both
-    clips of a pair one noise, one time, one caption level and the same given frames."""
+    for distillation "times" and "segment", and "paired", the kind of pairs (PAIRS) or None. A step of pairs (a
+    clip and its time reversal, cfg.reverse_pairs, or its reshaped twin, cfg.shape_pairs) gives both clips of a
+    pair one noise, one time, one caption level and the same given frames."""
     step_rng = random.Random(f"step/{cfg.seed}/{at}")
     rank_rng = random.Random(f"step/{cfg.seed}/{at}/{rank}")
     gen = torch.Generator().manual_seed((cfg.seed * 1_000_003 + at) * 4096 + rank)
     weigh_objects = cfg.object_weight != 1 and not cfg.distill_steps
-    paired = bool(cfg.reverse_pairs) and not cfg.distill_steps and step_rng.random() < cfg.reverse_pairs
+    paired = None
+    if (cfg.reverse_pairs or cfg.shape_pairs) and not cfg.distill_steps:
+        draw = step_rng.random()
+        paired = "reverses" if draw < cfg.reverse_pairs else \
+            "reshapes" if draw < cfg.reverse_pairs + cfg.shape_pairs else None
     bucket, latents, captions, objects = cache.batch(step_rng, rank_rng, cfg.token_budget, objects=weigh_objects,
                                                      pairs=paired)
     B = latents.shape[0]
@@ -410,25 +432,36 @@ def draw_batch(cache: LatentCache, cfg: TrainConfig, at: int, rank: int = 0) -> 
         noise, t = noise.repeat_interleave(2, dim=0), t.repeat_interleave(2, dim=0)
     else:
         prompts = [pick_caption(c, rank_rng, cfg) for c in captions]
-    cond, weight = conditioning(latents, rank_rng, cfg.cond_prob, pairs=paired)
+    cond, weight = conditioning(latents, rank_rng, cfg.cond_prob, pairs=bool(paired))
     if weigh_objects:
         weight = loss_weight(weight, objects, cfg.object_weight)
     drawn = {"bucket": bucket, "prompts": prompts, "latents": latents, "cond": cond, "weight": weight,
-             "noise": noise, "t": t}
+             "noise": noise, "t": t, "paired": paired}
     if cfg.distill_steps:
         drawn["times"] = flow.sampling_times(cfg.distill_steps, flow.shift_for_tokens(bucket.latent_tokens))
         drawn["segment"] = torch.randint(cfg.distill_steps, (B,), generator=gen)
     return drawn
 
 
-def flow_loss(model, latents, text, t, noise, cond, weight):
+def flow_loss(model, latents, text, t, noise, cond, weight, pair_weight: float = 0.0, contrast=None):
     """Weighted mean squared velocity error. weight: (B, 1, T, 1, 1) per frame (0 on given frames), or
-    (B, 1, T, H, W) per latent cell (loss_weight: objects weighed more)."""
+    (B, 1, T, H, W) per latent cell (loss_weight: objects weighed more).
+
+    Pairs (a clip and its twin at each even index and the next, on one noise and time): `pair_weight` > 0 adds
+    that many times the same error on each pair's difference, (v_a - v_b) against (target_a - target_b), for the
+    pairs whose `contrast` (B / 2,) bool is set (their captions differ: with the same words the difference cannot
+    be told). The plain loss holds that difference at half weight already, among everything else; since the
+    inputs of a pair differ little at early times, it is what only the words can explain."""
     x_t = flow.interpolate(latents, noise, t)
     v = model(x_t, t, text.tokens, text.mask, text.pooled, cond)
-    err = (v.float() - flow.velocity_target(latents, noise)).pow(2).mean(dim=1, keepdim=True)
-    weight = weight.expand_as(err)
-    return (err * weight).sum() / weight.sum().clamp(min=1)
+    delta = v.float() - flow.velocity_target(latents, noise)
+    err = delta.pow(2).mean(dim=1, keepdim=True)
+    loss = (err * weight.expand_as(err)).sum() / weight.expand_as(err).sum().clamp(min=1)
+    if pair_weight and contrast is not None and contrast.any():
+        pair_err = (delta[0::2] - delta[1::2])[contrast].pow(2).mean(dim=1, keepdim=True)
+        pair_w = torch.maximum(weight[0::2], weight[1::2])[contrast].expand_as(pair_err)   # both clips' objects
+        loss = loss + pair_weight * (pair_err * pair_w).sum() / pair_w.sum().clamp(min=1)
+    return loss
 
 
 def loss_weight(frame_weight: torch.Tensor, objects: torch.Tensor, object_weight: float) -> torch.Tensor:
@@ -706,7 +739,12 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
             group["lr"] = lr
         with autocast:
             if teacher is None:
-                loss = flow_loss(net, on["latents"], text, on["t"], on["noise"], on["cond"], on["weight"])
+                contrast = None
+                if drawn["paired"] and cfg.pair_weight:
+                    contrast = torch.tensor([a != b for a, b in zip(drawn["prompts"][0::2], drawn["prompts"][1::2])],
+                                            device=device)
+                loss = flow_loss(net, on["latents"], text, on["t"], on["noise"], on["cond"], on["weight"],
+                                 cfg.pair_weight, contrast)
             else:
                 loss = distill_loss(net, teacher, on["latents"], text, text_encoder([""] * len(drawn["prompts"])),
                                     on["noise"], on["cond"], on["weight"], on["times"], on["segment"],

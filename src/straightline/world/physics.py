@@ -225,3 +225,25 @@ def reversed_scene(scene: Scene) -> Scene | None:
                        angle=float(end.angle[i, 0]), direction=vocab.OPPOSITE.get(o.direction, o.direction))
                for i, o in enumerate(scene.objects)]
     return replace(scene, objects=objects)
+
+
+def reshaped_scene(scene: Scene, rng) -> Scene | None:
+    """The scene with every object drawn as another shape (one `rng` draws, never a vocab.HELD_OUT composition)
+    that moves exactly as before: same start, path, colour, size and timing. None where no such scene exists: a
+    shape's collision radius (COLLISION_RADIUS) would change a collision or a bounce, or an object has no other
+    shape its colour and motion allow.
+
+    Training on a scene and its reshaped twin shows the model two clips that differ only in the objects'
+    outlines, so only the shape words tell them apart (train.TrainConfig.shape_pairs)."""
+    objects = []
+    for o in scene.objects:
+        others = [s for s in vocab.SHAPES if s != o.shape and (o.color, s, o.motion) not in vocab.HELD_OUT]
+        if not others:
+            return None
+        objects.append(replace(o, shape=rng.choice(others)))
+    twin = replace(scene, objects=objects)
+    if any(o.motion in vocab.PHYSICAL_MOTIONS for o in scene.objects):
+        times = np.linspace(0.0, scene.duration, 25)
+        if not np.allclose(simulate(scene).at(times).position, simulate(twin).at(times).position, atol=1e-6):
+            return None
+    return twin
