@@ -288,9 +288,9 @@ PAIRS = {"reverses": "reverse_pairs", "reshapes": "shape_pairs"}   # kind of twi
 
 class LatentCache:
     """The clips of a latent cache, grouped by bucket, as (shard file, index, captions, has an object mask), and
-    its pairs of each kind (PAIRS: a clip and its time reversal or its reshaped twin), grouped the same way. A batch reads only the latents it draws,
-    memory-mapped from the shards: a process holds its batch, not the cache, and the processes of one machine
-    share one copy of it in the page cache."""
+    its pairs of each kind (PAIRS: a clip and its time reversal or its reshaped twin), grouped the same way. A
+    batch reads only the latents it draws, memory-mapped from the shards: a process holds its batch, not the
+    cache, and the processes of one machine share one copy of it in the page cache."""
 
     def __init__(self, cache: Path):
         self.by_bucket: dict[Bucket, list[tuple[str, int, dict, bool]]] = {}
