@@ -384,9 +384,9 @@ def conditioning(latents: torch.Tensor, rng: random.Random, prob: float,
                  pairs: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Known latents + mask (B, C + 1, T, h, w), and the loss weight (B, 1, T, 1, 1) (0 on given frames).
 
-    Strategies, one per sample (with `pairs`, one per pair of consecutive samples: a clip and its twin): none (text-to-video); first frame (image-to-video, extend forward); last frame; first and last
-    (connect two images, loops); a start of the clip; an end of the clip (extend backward); both ends (connect
-    two clips)."""
+    Strategies, one per sample (with `pairs`, one per pair of consecutive samples: a clip and its twin): none
+    (text-to-video); first frame (image-to-video, extend forward); last frame; first and last (connect two
+    images, loops); a start of the clip; an end of the clip (extend backward); both ends (connect two clips)."""
     B, T = latents.shape[0], latents.shape[2]
     known = torch.zeros(B // 2 if pairs else B, 1, T, 1, 1)
     for b in range(known.shape[0]):
