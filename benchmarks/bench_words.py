@@ -12,7 +12,11 @@ caption by one word each: its direction reversed ("left" -> "right"), another co
 - Velocity: the clip is rendered (2 s, 224x128, 12 fps), encoded by the model's VAE, noised to time t with one
   noise for all four captions, and the DiT's velocity for each altered caption is compared with the caption's:
   the squared change on the latent cells the object covers (train.object_mask) over the squared velocity there.
-  A model that ignores a word gives ~0 for it at every t.
+  A model that ignores a word gives ~0 for it at every t. Two more columns and a table put that in scale:
+  - "latents": the change of the clean latents themselves when the scene is rendered with the word's new value,
+    over the same squared velocity: at small t, a model that knows the word and nothing else of the clip could
+    move its velocity about this much (an upper bound: at t = 0 it does not know where the object is).
+  - By path: the change with only the text tokens (cross-attention) or only the pooled vector (adaLN) altered.
 
 Prints Markdown tables. Runs with torch's thread count as set.
 """
@@ -31,6 +35,7 @@ from straightline.world import captions, render, vocab
 
 TIMES = (0.05, 0.2, 0.4, 0.6, 0.8)
 WORDS = ("direction", "colour", "shape")
+PATHS = ("tokens only", "pooled only")
 
 
 def altered(scene, word: str, k: int):
@@ -59,6 +64,11 @@ def main():
                                                 if pipe.info.text_features == "last+embeddings" else {})
     text_change = {(w, p): [] for w in WORDS for p in parts}
     velocity_change = {(w, t): [] for w in WORDS for t in TIMES}
+    latent_change = {w: [] for w in WORDS}
+    path_change = {(w, path, t): [] for w in WORDS for path in PATHS for t in TIMES}
+    rows = list(range(1 + len(WORDS)))                     # (tokens, pooled) of: the caption, each altered one,
+    tokens_from = rows + rows[1:] + [0] * len(WORDS)      # each altered one's tokens with the caption's pooled
+    pooled_from = rows + [0] * len(WORDS) + rows[1:]      # vector, and the other way round
     g = torch.Generator().manual_seed(args.seed)
     for k, scene, reverse in steering_cases(args.n, seconds=2.0, seed=args.seed):
         scenes = [scene, reverse] + [altered(scene, w, k) for w in WORDS[1:]]
@@ -68,19 +78,29 @@ def main():
             for part, cols in parts.items():
                 a, b = text.tokens[0, :n, cols], text.tokens[i, :n, cols]
                 text_change[word, part].append(float((b - a).pow(2).sum() / a.pow(2).sum()))
-        clip = render(scene, 224, 128, fps=12, num_frames=25)
+        clips = [render(s, 224, 128, fps=12, num_frames=25) for s in scenes]
+        factors = pipe.vae.cfg.spatial_factor, pipe.vae.cfg.temporal_factor
+        masks = [object_mask(c.bbox, 128, 224, *factors).to(pipe.device).float() for c in clips]   # (T', h, w)
+        cells = masks[0]
+        tokens, mask, pooled = (a.to(pipe.device) for a in (text.tokens, text.mask, text.pooled))
         with torch.no_grad():
-            z = pipe.vae.encode(to_model_input(clip.frames[None]).to(pipe.device))
-            cells = object_mask(clip.bbox, 128, 224, pipe.vae.cfg.spatial_factor,
-                                pipe.vae.cfg.temporal_factor).to(pipe.device).float()   # (T', h, w)
+            latents = pipe.vae.encode(to_model_input(torch.stack([c.frames for c in clips])).to(pipe.device))
+            z = latents[:1]
             for t in TIMES:
                 noise = torch.randn(z.shape, generator=g).to(pipe.device)
-                x = ((1 - t) * noise + t * z).expand(len(scenes), *z.shape[1:])
-                v = pipe.dit(x, torch.full((len(scenes),), t, device=pipe.device), text.tokens.to(pipe.device),
-                             text.mask.to(pipe.device), text.pooled.to(pipe.device)).float()
+                x = ((1 - t) * noise + t * z).expand(len(tokens_from), *z.shape[1:])
+                v = pipe.dit(x, torch.full((len(tokens_from),), t, device=pipe.device), tokens[tokens_from],
+                             mask[tokens_from], pooled[pooled_from]).float()
                 size = (v[0].pow(2).mean(0) * cells).sum()
+                change = lambda row: float(((v[row] - v[0]).pow(2).mean(0) * cells).sum() / size)
                 for i, word in enumerate(WORDS, 1):
-                    velocity_change[word, t].append(float(((v[i] - v[0]).pow(2).mean(0) * cells).sum() / size))
+                    velocity_change[word, t].append(change(i))
+                    path_change[word, "tokens only", t].append(change(len(WORDS) + i))
+                    path_change[word, "pooled only", t].append(change(2 * len(WORDS) + i))
+            size = ((z[0] - noise[0]).pow(2).mean(0) * cells).sum()
+            for i, word in enumerate(WORDS, 1):      # on the cells either clip's object covers
+                both = torch.maximum(cells, masks[i])
+                latent_change[word].append(float(((latents[i] - z[0]).pow(2).mean(0) * both).sum() / size))
 
     mean = lambda xs: sum(xs) / len(xs)
     print(f"# Which words the model listens to: `{args.model}`, {args.n} one-object sliding scenes\n")
@@ -90,9 +110,18 @@ def main():
         print(f"| {w} | " + " | ".join(f"{mean(text_change[w, p]):.3f}" for p in parts) + " |")
     print("\nDiT velocity on the object's latent cells: squared change over squared size, by diffusion time t "
           "(0 noise, 1 data).\n")
-    print("| word swapped | " + " | ".join(f"t={t:g}" for t in TIMES) + " |\n|---|" + "---|" * len(TIMES))
+    print("| word swapped | " + " | ".join(f"t={t:g}" for t in TIMES) + " | latents |\n|---|"
+          + "---|" * (len(TIMES) + 1))
     for w in WORDS:
-        print(f"| {w} | " + " | ".join(f"{mean(velocity_change[w, t]):.4f}" for t in TIMES) + " |")
+        print(f"| {w} | " + " | ".join(f"{mean(velocity_change[w, t]):.4f}" for t in TIMES)
+              + f" | {mean(latent_change[w]):.4f} |")
+    print("\nBy path: the same change with only the text tokens (cross-attention) or only the pooled vector (adaLN) "
+          "of the altered caption.\n")
+    print("| word swapped | path | " + " | ".join(f"t={t:g}" for t in TIMES) + " |\n|---|---|"
+          + "---|" * len(TIMES))
+    for w in WORDS:
+        for path in PATHS:
+            print(f"| {w} | {path} | " + " | ".join(f"{mean(path_change[w, path, t]):.4f}" for t in TIMES) + " |")
     return 0
 
 
