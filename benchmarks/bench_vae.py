@@ -69,6 +69,10 @@ def main():
     ap.add_argument("--memory", action="store_true")
     ap.add_argument("--through", action="store_true", help="adherence of renders vs their VAE round trips")
     ap.add_argument("--n-through", type=int, default=50, help="scenes per split for --through")
+    ap.add_argument("--through-resolution", type=int, default=128, help="short side of --through's clips (default "
+                    "128, the adherence benchmark's)")
+    ap.add_argument("--through-seconds", type=float, default=1.0, help="length of --through's clips at 12 fps "
+                    "(default 1; 0.0833 gives 1-frame images)")
     ap.add_argument("--n-toy", type=int, default=12)
     ap.add_argument("--json")
     ap.add_argument("--_memory-child", choices=["chunked", "whole"], help=argparse.SUPPRESS)
@@ -96,14 +100,18 @@ def main():
                 print(f"| **{s} mean** | {len(sel)} clips | | | **{mean('psnr'):.2f}** | **{mean('ssim'):.4f}** "
                       f"| **{mean('temporal'):.3f}** |")
     if args.through:
-        rows = report["through"] = through(vae, args.n_through, device=device)
+        rows = report["through"] = through(vae, args.n_through, device=device, resolution=args.through_resolution,
+                                           seconds=args.through_seconds)
+        print(f"\nThrough the VAE: 16:9 at short side {args.through_resolution} px, {args.through_seconds:g} s at "
+              "12 fps.")
         attributes = ("color", "shape", "motion", "direction", "count", "background")
         print(f"\n| source | split | {' | '.join(attributes)} |\n|---|---|" + "---|" * len(attributes))
         for source in ("render", "vae"):
             for split in ("train", "heldout"):
                 cell = {r["attribute"]: r for r in rows if r["source"] == source and r["split"] == split}
                 print(f"| {source} | {split} | " + " | ".join(
-                    f"{100 * cell[a]['accuracy']:.1f}% (n={cell[a]['n']})" if a in cell else "-" for a in attributes) + " |")
+                    f"{100 * cell[a]['accuracy']:.1f}% (n={cell[a]['n']})" if a in cell and cell[a]["n"] else "-"
+                    for a in attributes) + " |")
     if args.speed:
         rows = report["speed"] = speed(vae, device)
         print("\n| device | op | size | frames | frames/s |\n|---|---|---|---|---|")
