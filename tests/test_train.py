@@ -198,7 +198,7 @@ def test_reverse_pairs_cache_each_clips_reversal_and_train_pairs_on_one_noise(va
     cfg = tiny_config(vae_path, steps=2, cache_clips=16, reverse_pairs=0.5, aspects=("1:1",), image_resolutions=())
     train(cfg, tmp_path, sample_every=0, progress=False)
     cache = LatentCache(tmp_path / "cache")
-    assert 0 < cache.pairs() and len(cache) == 16 + cache.pairs()         # each reversal next to its clip
+    assert 0 < cache.pairs("reverses") and len(cache) == 16 + cache.pairs("reverses")   # each reversal by its clip
     assert cache.pairs("reshapes") == 0
     for first, second in (p for pairs in cache.pairs_by_kind["reverses"].values() for p in pairs):
         a, b = cache.latents(first), cache.latents(second)

@@ -328,7 +328,7 @@ class LatentCache:
         """One clip's latents (C, T, H, W), fp16 as cached."""
         return self._tensor(item[0], f"latents.{item[1]}")
 
-    def pairs(self, kind: str = "reverses") -> int:
+    def pairs(self, kind: str) -> int:
         """Pairs of one kind (PAIRS): ToyWorld caches built with reverse_pairs or shape_pairs."""
         return sum(len(v) for v in self.pairs_by_kind[kind].values())
 
