@@ -1,7 +1,7 @@
 #!/bin/bash
 # The GPU session: retrain the shipped DiT (fine-tuning the CPU-trained weights) on a bigger latent cache, then
 # measure GPU speed. Every phase is guarded so the command ends by T0 + END s. Overrides for a CPU dry run:
-# CLIPS SHARD WORKERS TOKENS CACHE_END TRAIN_END END DEV.
+# CLIPS SHARD WORKERS TOKENS CACHE_END TRAIN_END END DEV; EXTRA: more `straightline train` arguments.
 T0=$(date +%s)
 CLIPS=${CLIPS:-24000} SHARD=${SHARD:-128} WORKERS=${WORKERS:-15} TOKENS=${TOKENS:-16384}
 CACHE_END=${CACHE_END:-240} TRAIN_END=${TRAIN_END:-470} END=${END:-585} DEV=${DEV:-cuda}
@@ -12,7 +12,7 @@ timeout 90 python3 -m straightline train --out /tmp/smoke --preset tiny --resolu
   --cache-clips 16 --shard-clips 8 --cache-workers 2 --steps 3 --token-budget 256 --sample-every 0 2>&1 | tail -3
 [ -f /tmp/smoke/dit/dit.safetensors ] || exit 2
 echo "== cache at $((-$(left 0))) s"
-ARGS="--out /tmp/run --init default --shard-clips $SHARD --token-budget $TOKENS --lr 6e-4 --warmup 200 --sample-every 0"
+ARGS="--out /tmp/run --init default --shard-clips $SHARD --token-budget $TOKENS --lr 6e-4 --warmup 200 --sample-every 0 ${EXTRA:-}"
 timeout $(left $CACHE_END) python3 -m straightline train $ARGS --cache-clips $CLIPS --cache-workers $WORKERS --cache-only 2>&1 | tr '\r' '\n' | tail -2
 n=0; while [ -f /tmp/run/cache/shard-$(printf %05d $n).json ]; do n=$((n+1)); done
 echo "== cache: $n complete shards in a row ($(ls /tmp/run/cache/*.json | wc -l) in all); train for $(left $TRAIN_END) s"
