@@ -13,9 +13,10 @@ caption by one word each: its direction reversed ("left" -> "right"), another co
   noise for all four captions, and the DiT's velocity for each altered caption is compared with the caption's:
   the squared change on the latent cells the object covers (train.object_mask) over the squared velocity there.
   A model that ignores a word gives ~0 for it at every t. Two more columns and a table put that in scale:
-  - "latents": the change of the clean latents themselves when the scene is rendered with the word's new value,
-    over the same squared velocity: at small t, a model that knows the word and nothing else of the clip could
-    move its velocity about this much (an upper bound: at t = 0 it does not know where the object is).
+  - "latents": the change of the clean latents themselves when the scene is rendered with the word's new value
+    (on the cells either clip's object covers), over the squared true velocity (latents - noise) on the object's
+    cells: at small t, a model that knows the word and nothing else of the clip could move its velocity about
+    this much (an upper bound: at t = 0 it does not know where the object is).
   - By path: the change with only the text tokens (cross-attention) or only the pooled vector (adaLN) altered.
 
 Prints Markdown tables. Runs with torch's thread count as set.
