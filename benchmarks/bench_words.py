@@ -98,7 +98,7 @@ def main():
                     velocity_change[word, t].append(change(i))
                     path_change[word, "tokens only", t].append(change(len(WORDS) + i))
                     path_change[word, "pooled only", t].append(change(2 * len(WORDS) + i))
-            size = ((z[0] - noise[0]).pow(2).mean(0) * cells).sum()
+            size = ((z[0] - noise[0]).pow(2).mean(0) * cells).sum()   # the true velocity with the last t's noise
             for i, word in enumerate(WORDS, 1):      # on the cells either clip's object covers
                 both = torch.maximum(cells, masks[i])
                 latent_change[word].append(float(((latents[i] - z[0]).pow(2).mean(0) * both).sum() / size))

@@ -228,8 +228,12 @@ def test_shape_pairs_cache_each_clips_reshaped_twin_and_the_pair_loss_weighs_the
     for first, second in (p for pairs in cache.pairs_by_kind["reshapes"].values() for p in pairs):
         assert not torch.equal(cache.latents(first), cache.latents(second))
         assert first[2]["medium"] != second[2]["medium"]                  # other shape words
-    kinds = {draw_batch(cache, cfg, at)["paired"] for at in range(16)}
-    assert kinds == {None, "reverses", "reshapes"}
+    draws = [draw_batch(cache, cfg, at) for at in range(16)]
+    assert {d["paired"] for d in draws} == {None, "reverses", "reshapes"}
+    for d in draws:                       # pairs mark which of them have different captions (not both dropped)
+        assert ("contrast" in d) == bool(d["paired"])
+        if d["paired"]:
+            assert d["contrast"].tolist() == [a != b for a, b in zip(d["prompts"][0::2], d["prompts"][1::2])]
     with pytest.raises(InvalidRequest, match="reverse_pairs"):
         TrainConfig(reverse_pairs=0.6, shape_pairs=0.6).check()
     with pytest.raises(InvalidRequest, match="pair_weight"):

@@ -412,7 +412,8 @@ def draw_batch(cache: LatentCache, cfg: TrainConfig, at: int, rank: int = 0) -> 
     run draws what the straight run did: {"bucket", "prompts", "latents", "cond", "weight", "noise", "t"}, and
     for distillation "times" and "segment", and "paired", the kind of pairs (PAIRS) or None. A step of pairs (a
     clip and its time reversal, cfg.reverse_pairs, or its reshaped twin, cfg.shape_pairs) gives both clips of a
-    pair one noise, one time, one caption level and the same given frames."""
+    pair one noise, one time, one caption level and the same given frames, and "contrast" (B / 2,) bool marks
+    the pairs whose captions differ."""
     step_rng = random.Random(f"step/{cfg.seed}/{at}")
     rank_rng = random.Random(f"step/{cfg.seed}/{at}/{rank}")
     gen = torch.Generator().manual_seed((cfg.seed * 1_000_003 + at) * 4096 + rank)
@@ -430,13 +431,14 @@ def draw_batch(cache: LatentCache, cfg: TrainConfig, at: int, rank: int = 0) -> 
     if paired:
         prompts = pick_pair_captions(captions, rank_rng, cfg)
         noise, t = noise.repeat_interleave(2, dim=0), t.repeat_interleave(2, dim=0)
+        contrast = torch.tensor([a != b for a, b in zip(prompts[0::2], prompts[1::2])])   # flow_loss's pair term
     else:
         prompts = [pick_caption(c, rank_rng, cfg) for c in captions]
     cond, weight = conditioning(latents, rank_rng, cfg.cond_prob, pairs=bool(paired))
     if weigh_objects:
         weight = loss_weight(weight, objects, cfg.object_weight)
     drawn = {"bucket": bucket, "prompts": prompts, "latents": latents, "cond": cond, "weight": weight,
-             "noise": noise, "t": t, "paired": paired}
+             "noise": noise, "t": t, "paired": paired} | ({"contrast": contrast} if paired else {})
     if cfg.distill_steps:
         drawn["times"] = flow.sampling_times(cfg.distill_steps, flow.shift_for_tokens(bucket.latent_tokens))
         drawn["segment"] = torch.randint(cfg.distill_steps, (B,), generator=gen)
@@ -456,7 +458,8 @@ def flow_loss(model, latents, text, t, noise, cond, weight, pair_weight: float =
     v = model(x_t, t, text.tokens, text.mask, text.pooled, cond)
     delta = v.float() - flow.velocity_target(latents, noise)
     err = delta.pow(2).mean(dim=1, keepdim=True)
-    loss = (err * weight.expand_as(err)).sum() / weight.expand_as(err).sum().clamp(min=1)
+    w = weight.expand_as(err)
+    loss = (err * w).sum() / w.sum().clamp(min=1)
     if pair_weight and contrast is not None and contrast.any():
         pair_err = (delta[0::2] - delta[1::2])[contrast].pow(2).mean(dim=1, keepdim=True)
         pair_w = torch.maximum(weight[0::2], weight[1::2])[contrast].expand_as(pair_err)   # both clips' objects
@@ -739,12 +742,8 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
             group["lr"] = lr
         with autocast:
             if teacher is None:
-                contrast = None
-                if drawn["paired"] and cfg.pair_weight:
-                    contrast = torch.tensor([a != b for a, b in zip(drawn["prompts"][0::2], drawn["prompts"][1::2])],
-                                            device=device)
                 loss = flow_loss(net, on["latents"], text, on["t"], on["noise"], on["cond"], on["weight"],
-                                 cfg.pair_weight, contrast)
+                                 cfg.pair_weight, on.get("contrast"))
             else:
                 loss = distill_loss(net, teacher, on["latents"], text, text_encoder([""] * len(drawn["prompts"])),
                                     on["noise"], on["cond"], on["weight"], on["times"], on["segment"],
