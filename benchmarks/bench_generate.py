@@ -33,6 +33,7 @@ import time
 import torch
 
 from straightline.eval.adherence import evaluate, framing, prompt_set, steering
+from straightline.world.scene import SCENARIOS
 from straightline.pipeline import Pipeline
 
 COLUMNS = ("color", "shape", "direction", "count", "background", "motion")
@@ -110,6 +111,8 @@ def main():
     parser.add_argument("--fps", type=float, default=12)
     parser.add_argument("--resolution", type=int, default=128, help="short side in pixels")
     parser.add_argument("--aspect", default="16:9", help="aspect ratio of the adherence prompts' scenes")
+    parser.add_argument("--scenario", choices=SCENARIOS, default=None,
+                        help="adherence scenes of one ToyWorld scenario only (\"single\": one object); default all")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's own)")
     parser.add_argument("--cfg-interval", default=None, metavar="LO,HI",
@@ -144,8 +147,8 @@ def main():
     fields = {"resolution": args.resolution, "fps": args.fps, "steps": args.steps, "cfg": args.cfg,
               "cfg_interval": args.cfg_interval}
     if "adherence" not in args.skip:
-        cases = (prompt_set(args.n, "train", aspect=args.aspect, seconds=args.seconds)
-                 + prompt_set(args.n, "heldout", aspect=args.aspect, seconds=args.seconds))
+        cases = [case for split in ("train", "heldout")
+                 for case in prompt_set(args.n, split, aspect=args.aspect, seconds=args.seconds, scenario=args.scenario)]
         start = time.perf_counter()
         rows = evaluate(pipe, cases, batch=args.batch, progress=progress("adherence"), **fields)
         print(f"## Prompt adherence\n\n{args.n} prompts per split (medium captions, static camera), {args.aspect} "

@@ -91,6 +91,8 @@ def test_prompt_set_is_deterministic_and_splits_hold_out_triples():
     assert all(c.scene.camera == "static" for c in train)
     with pytest.raises(ValueError, match="split"):
         prompt_set(1, "test")
+    single = prompt_set(10, "heldout", scenario="single")
+    assert all(len(c.scene.objects) == 1 and is_held_out(c.scene.objects[0]) for c in single)
 
 
 def test_accuracy_table_counts_and_intervals():

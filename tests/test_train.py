@@ -24,6 +24,7 @@ from straightline.text import TextEmbedding
 from straightline.train import (
     LatentCache,
     TrainConfig,
+    _toyworld_shard,
     build_cache,
     conditioning,
     distill_loss,
@@ -83,6 +84,17 @@ def test_cache_rendered_by_worker_processes_equals_one_process(vae_path, tmp_pat
         assert one.keys() == two.keys() and all(torch.equal(one[n], two[n]) for n in one)
         assert (tmp_path / "one" / f"shard-{k:05d}.json").read_text() == \
             (tmp_path / "two" / f"shard-{k:05d}.json").read_text()
+
+
+def test_cache_draws_only_the_asked_scenarios_and_image_share():
+    cfg = tiny_config(None, scenarios=("single",), image_share=1.0, shard_clips=16)
+    clips = list(_toyworld_shard(cfg, cfg.buckets(), 0))
+    assert len(clips) == 16
+    assert all(bucket.frames == 1 and bbox.shape[0] == 1 for bucket, _, _, bbox, _ in clips)   # one-object images
+    mixed = list(_toyworld_shard(tiny_config(None, shard_clips=16), cfg.buckets(), 0))
+    assert {bbox.shape[0] for *_, bbox, _ in mixed} != {1}        # by default the scenarios are all drawn
+    with pytest.raises(InvalidRequest, match="scenarios.*single, multi, collision, occlusion"):
+        tiny_config(None, scenarios=("crowd",)).check()
 
 
 def test_distill_loss_is_zero_for_the_teacher_itself_without_guidance_only():

@@ -188,7 +188,7 @@ def cmd_train(args) -> None:
     from .request import parse_interval
     from .train import TrainConfig, train
     fields = ("preset", "vae", "text_encoder", "text_features", "init", "fps", "cache_clips", "shard_clips",
-              "token_budget", "steps", "lr", "warmup", "ema", "text_dropout", "cond_prob", "object_weight",
+              "token_budget", "steps", "lr", "warmup", "ema", "text_dropout", "cond_prob", "object_weight", "image_share",
               "reverse_pairs", "shape_pairs", "pair_weight", "seed", "distill_steps", "distill_cfg",
               "distill_substeps", "student_init")
     values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
@@ -197,6 +197,8 @@ def cmd_train(args) -> None:
             values[name] = tuple(int(r) for r in getattr(args, name).split(",") if r)
     if args.aspects:
         values["aspects"] = tuple(args.aspects.split(","))
+    if args.scenarios:
+        values["scenarios"] = tuple(args.scenarios.split(","))
     if args.seconds:
         values["seconds"] = tuple(float(s) for s in args.seconds.split(","))
     if args.distill_cfg_interval:
@@ -555,6 +557,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resolutions", help="clip short sides, comma-separated (default 128)")
     t.add_argument("--image-resolutions", help="extra 1-frame bucket short sides (default 128,256; '' for none)")
     t.add_argument("--aspects", help="comma-separated (default 16:9,9:16,1:1,4:3)")
+    t.add_argument("--image-share", type=float, help="share of the ToyWorld cache that is 1-frame images "
+                   "(default 0.25; 1: images only)")
+    t.add_argument("--scenarios", help="ToyWorld scenarios to draw scenes from, comma-separated, among single, "
+                   "multi, collision, occlusion (default: all, as ToyWorld weighs them)")
     t.add_argument("--seconds", help="clip durations, comma-separated (default 1,2)")
     t.add_argument("--fps", type=float, help="frame rate of training clips (default 12)")
     t.add_argument("--cache-clips", type=int, help="ToyWorld clips in the latent cache (default 2000)")

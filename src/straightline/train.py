@@ -65,6 +65,7 @@ from .text import FEATURES, TextEmbedding, load_text_encoder
 from .vae import VideoVAE
 from .world import render, sample_scene
 from .world.physics import reshaped_scene, reversed_scene
+from .world.scene import SCENARIOS
 from .world.captions import captions as scene_captions
 
 log = logging.getLogger("straightline.train")
@@ -93,6 +94,8 @@ class TrainConfig:
     image_resolutions: tuple[int, ...] = (128, 256)  # short sides of extra 1-frame buckets: images are cheap,
                                                       # and teach the model larger sizes than its clips have
     image_share: float = 0.25                # share of 1-frame clips in the cache (ToyWorld)
+    scenarios: tuple[str, ...] = ()          # ToyWorld scenarios to draw scenes from (world.scene.SCENARIOS);
+                                             # () draws each as sample_scene weighs them
     fps: float = 12.0
     cache_clips: int = 2000                  # clips encoded into the latent cache (ToyWorld)
     shard_clips: int = 32                    # clips per cache shard (the unit of resumable cache building)
@@ -150,6 +153,9 @@ class TrainConfig:
         if self.distill_steps < 0 or self.distill_substeps < 1:
             raise InvalidRequest("distill_steps/distill_substeps", None, "distill_steps ≥ 0 and distill_substeps ≥ 1")
         parse_interval(self.distill_cfg_interval, "distill_cfg_interval")
+        for scenario in self.scenarios:
+            if scenario not in SCENARIOS:
+                raise InvalidRequest("scenarios", scenario, "ToyWorld scenarios among " + ", ".join(SCENARIOS))
         if self.text_features not in FEATURES:
             raise InvalidRequest("text_features", self.text_features, " or ".join(FEATURES))
 
@@ -175,7 +181,8 @@ def _toyworld_shard(cfg: TrainConfig, buckets: list[Bucket], shard: int):
         bucket = rng.choice(images if images and (not clips or rng.random() < cfg.image_share) else clips)
         seed = (cfg.seed << 32) + shard * cfg.shard_clips + i
         duration = max(bucket.frames - 1, 1) / cfg.fps
-        scene = sample_scene(seed, aspect=bucket.aspect, duration=duration, split="train")
+        scenario = rng.choice(cfg.scenarios) if cfg.scenarios else None
+        scene = sample_scene(seed, aspect=bucket.aspect, duration=duration, split="train", scenario=scenario)
         clip = render(scene, bucket.width, bucket.height, fps=cfg.fps, num_frames=bucket.frames)
         yield bucket, clip.frames, scene_captions(scene), clip.bbox, None
         moves = any(o.direction for o in scene.objects)       # a scene of still objects is its own reversal

@@ -77,17 +77,18 @@ class Case(NamedTuple):
 
 # --- 1. prompts -------------------------------------------------------------------------------------------
 
-def case_scene(scene_seed: int, split: str, aspect: float, seconds: float, camera: str | None) -> Scene:
+def case_scene(scene_seed: int, split: str, aspect: float, seconds: float, camera: str | None,
+               scenario: str | None = None) -> Scene:
     """The scene of an evaluation case: sample_scene, then the camera replaced when `camera` is given (the
     camera is drawn before the objects and moves nothing in the world, so the objects stay as drawn)."""
-    scene = sample_scene(scene_seed, aspect=aspect, duration=seconds, split=split)
+    scene = sample_scene(scene_seed, aspect=aspect, duration=seconds, split=split, scenario=scenario)
     if camera is not None:
         scene.camera = camera
     return scene
 
 
 def prompt_set(n: int, split: str = "train", *, seed: int = 0, level: str = "medium", aspect="16:9",
-               seconds: float = 2.0, camera: str | None = "static") -> list[Case]:
+               seconds: float = 2.0, camera: str | None = "static", scenario: str | None = None) -> list[Case]:
     """Deterministic evaluation prompts with the scenes they describe.
 
     Args:
@@ -102,6 +103,8 @@ def prompt_set(n: int, split: str = "train", *, seed: int = 0, level: str = "med
         camera: "static" (default) gives every scene a static camera, so on-screen motion is world motion and
             every direction can be scored; None keeps the drawn camera (40% of scenes pan or zoom, and those
             get no direction score); any vocab.CAMERAS value forces that move.
+        scenario: None draws each scene's scenario as sample_scene does; one of world.scene.SCENARIOS
+            ("single": one object) draws only that kind.
     Returns:
         [Case(prompt, scene)]; the same arguments give the same cases.
     """
@@ -112,7 +115,7 @@ def prompt_set(n: int, split: str = "train", *, seed: int = 0, level: str = "med
     aspect = parse_aspect(aspect)
     cases = []
     for i in range(n):
-        scene = case_scene(SEED_BASE + (seed << 24) + i, split, aspect, seconds, camera)
+        scene = case_scene(SEED_BASE + (seed << 24) + i, split, aspect, seconds, camera, scenario)
         cases.append(Case(captions(scene)[level], scene))
     return cases
 
