@@ -430,6 +430,8 @@ def test_cli_edit_and_its_errors(model_dir, media, tmp_path, capsys):
     out = run(model_dir, capsys, "edit", str(media / "b.mp4"), "a blue star", "--strength", "0.4", "-o",
               str(tmp_path))
     assert "edited at strength 0.4" in out and probe(tmp_path / "b-edited.mp4")["num_frames"] == 13
+    run(model_dir, capsys, "edit", str(media / "first.png"), "a blue star", "-o", str(tmp_path))
+    assert read_image(tmp_path / "first-edited.png").shape == (32, 32, 3)   # an edited image is an image
     for args, starts in [(["edit", str(media / "b.mp4"), "a star", "--strength", "2"], "strength=2.0"),
                          (["extend", str(tmp_path / "missing.mp4")], str(tmp_path / "missing.mp4")),
                          (["loop", str(tmp_path / "missing.png")], str(tmp_path / "missing.png"))]:

@@ -374,7 +374,8 @@ def cmd_loop(args) -> None:
 def cmd_edit(args) -> None:
     request = _validate(args, args.prompt, mode="edit", video=args.video, strength=args.strength,
                         seconds=args.seconds, frames=args.frames)
-    _run_and_write(args, [request], [_output_path(args.out, Path(args.video).stem + "-edited")])
+    image = request.frames == 1                  # an edited image is an image: a .png unless -o names a video
+    _run_and_write(args, [request], [_output_path(args.out, Path(args.video).stem + "-edited", image)])
 
 
 def _generation_args(p, seconds_help: str | None = "duration, 0 for an image (or give --frames)") -> None:
@@ -532,11 +533,12 @@ def build_parser() -> argparse.ArgumentParser:
     ed = sub.add_parser("edit", help="remake a video with a new prompt (SDEdit)",
                         description="Edit a video by prompt: its latents are noised to t0 = 1 - strength and "
                         "sampled from there with the new prompt; small strengths keep the source, 1 ignores "
-                        "it. The output has the source's first 1 + 4k frames. " + FITTING)
+                        "it. The output has the source's first 1 + 4k frames; an image gives an image. " + FITTING)
     ed.add_argument("video", help="the video (or image) to edit")
     ed.add_argument("prompt", help='the new prompt, e.g. "a blue ball bouncing"')
     ed.add_argument("--strength", type=float, default=0.6, help="in (0, 1]: how far from the source (default 0.6)")
-    ed.add_argument("-o", "--out", help="output file or folder (default: VIDEO-edited.mp4 here)")
+    ed.add_argument("-o", "--out", help="output file or folder (default: VIDEO-edited.mp4 here, or .png for an "
+                    "image)")
     _generation_args(ed, seconds_help="edit only the first seconds of the video (default: all of it)")
     ed.set_defaults(func=cmd_edit)
 
