@@ -33,8 +33,8 @@ import time
 import torch
 
 from straightline.eval.adherence import evaluate, framing, prompt_set, steering
-from straightline.world.scene import SCENARIOS
 from straightline.pipeline import Pipeline
+from straightline.world.scene import SCENARIOS
 
 COLUMNS = ("color", "shape", "direction", "count", "background", "motion")
 HEADINGS = {"color": "colour", "shape": "shape", "direction": "direction", "count": "count (clips)",
@@ -147,8 +147,8 @@ def main():
     fields = {"resolution": args.resolution, "fps": args.fps, "steps": args.steps, "cfg": args.cfg,
               "cfg_interval": args.cfg_interval}
     if "adherence" not in args.skip:
-        cases = [case for split in ("train", "heldout")
-                 for case in prompt_set(args.n, split, aspect=args.aspect, seconds=args.seconds, scenario=args.scenario)]
+        cases = [case for split in ("train", "heldout") for case in
+                 prompt_set(args.n, split, aspect=args.aspect, seconds=args.seconds, scenario=args.scenario)]
         start = time.perf_counter()
         rows = evaluate(pipe, cases, batch=args.batch, progress=progress("adherence"), **fields)
         print(f"## Prompt adherence\n\n{args.n} prompts per split (medium captions, static camera), {args.aspect} "

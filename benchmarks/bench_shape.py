@@ -23,8 +23,6 @@ import random
 import sys
 import time
 
-import torch
-
 from straightline.eval.adherence import prompt_set, score, wilson
 from straightline.pipeline import Pipeline
 from straightline.world import captions, render, vocab
@@ -39,7 +37,7 @@ def share(flags: list[bool]) -> str:
 
 
 def reshaped(scene, rng: random.Random):
-    """The scene with its one object another shape (never a held-out triple), and that shape."""
+    """A copy of the scene with its one object another shape (never a held-out triple or an unspinnable spin)."""
     scene = copy.deepcopy(scene)
     o = scene.objects[0]
     o.shape = rng.choice([s for s in vocab.SHAPES if s != o.shape and (o.color, s, o.motion) not in vocab.HELD_OUT

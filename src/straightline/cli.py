@@ -188,8 +188,8 @@ def cmd_train(args) -> None:
     from .request import parse_interval
     from .train import TrainConfig, train
     fields = ("preset", "vae", "text_encoder", "text_features", "init", "fps", "cache_clips", "shard_clips",
-              "token_budget", "steps", "lr", "warmup", "ema", "text_dropout", "cond_prob", "object_weight", "image_share",
-              "reverse_pairs", "shape_pairs", "pair_weight", "seed", "distill_steps", "distill_cfg",
+              "image_share", "token_budget", "steps", "lr", "warmup", "ema", "text_dropout", "cond_prob",
+              "object_weight", "reverse_pairs", "shape_pairs", "pair_weight", "seed", "distill_steps", "distill_cfg",
               "distill_substeps", "student_init")
     values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     for name in ("resolutions", "image_resolutions"):
