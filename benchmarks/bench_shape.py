@@ -7,8 +7,8 @@ images and edited SDEdit-style (`mode="edit"`): noised to t0 = 1 - strength and 
 
 - "own word": edited with their own caption. The share whose perceived shape is the scene's shape says how much
   noise a drawn outline survives. At strength 1 (pure noise) it is text-to-image shape adherence.
-- "other word": edited with the caption of the same scene with the object made another shape (the same colour,
-  size, place and background). Shares of images that show the new shape and that still show the old one: whether
+- "other word": edited with the caption of the scene's reshaped twin (world.physics.reshaped_scene: the object
+  made another shape, with the same colour, size, place and background). Shares of images that show the new shape and that still show the old one: whether
   the word can redraw an outline that the noise has not yet erased.
 
 Strength 0 rows are the renders themselves (perception's own accuracy). Cells are shares with 95% Wilson
@@ -17,32 +17,22 @@ intervals. Prints Markdown tables. Runs with torch's thread count as set (OMP_NU
 """
 
 import argparse
-import copy
 import datetime
 import random
 import sys
 import time
 
 from straightline.eval.adherence import prompt_set, score, wilson
+from straightline.eval.report import hardware
 from straightline.pipeline import Pipeline
 from straightline.world import captions, render, vocab
 from straightline.world.perception import perceive
-
-from bench_modes import hardware
+from straightline.world.physics import reshaped_scene
 
 
 def share(flags: list[bool]) -> str:
     lo, hi = wilson(sum(flags), len(flags))
     return f"{100 * sum(flags) / max(len(flags), 1):.1f}% ({100 * lo:.0f}–{100 * hi:.0f})"
-
-
-def reshaped(scene, rng: random.Random):
-    """A copy of the scene with its one object another shape (never a held-out triple or an unspinnable spin)."""
-    scene = copy.deepcopy(scene)
-    o = scene.objects[0]
-    o.shape = rng.choice([s for s in vocab.SHAPES if s != o.shape and (o.color, s, o.motion) not in vocab.HELD_OUT
-                          and (o.motion != "spin" or s in vocab.SPINNABLE)])
-    return scene
 
 
 def shapes_seen(frames) -> set[str]:
@@ -64,17 +54,20 @@ def main():
 
     pipe = Pipeline(args.model, args.device)
     cfg = pipe.info.default("cfg") if args.cfg is None else args.cfg
-    cases = prompt_set(args.n, "train", aspect=args.aspect, seconds=2.0, scenario="single")
+    # the first n one-object scenes with a reshaped twin (world.physics.reshaped_scene: another shape that the
+    # colour and motion allow, never held out; none where the shape's radius would change a bounce)
+    rng = random.Random(0)
+    pairs = ((c, reshaped_scene(c.scene, rng)) for c in
+             prompt_set(4 * args.n, "train", aspect=args.aspect, seconds=2.0, scenario="single"))
+    cases, others = zip(*[(c, twin) for c, twin in pairs if twin is not None][:args.n])
     probe = pipe.validate(cases[0].prompt, aspect=args.aspect, resolution=args.resolution, seconds=0)
     width, height = probe.width, probe.height
     fields = {"size": f"{width}x{height}", "steps": args.steps, "cfg": cfg, "seed": 0}
-    rng = random.Random(0)
-    others = [reshaped(c.scene, rng) for c in cases]
     renders = [render(c.scene, width, height, fps=12, num_frames=1).frames for c in cases]
     start = time.perf_counter()
     print(f"# Where the outline is decided: model `{args.model}`\n")
     print(f"{datetime.date.today()}; device {args.device}; {hardware(args.device)}.  ")
-    print(f"{args.n} one-object ToyWorld scenes, {width}x{height} images; up to {args.steps} steps, cfg {cfg:g} "
+    print(f"{len(cases)} one-object ToyWorld scenes, {width}x{height} images; up to {args.steps} steps, cfg {cfg:g} "
           f"(the model's interval), seed 0.\n")
     rows = [("0 (the renders)", [score(f, 12, c.scene)["objects"] for f, c in zip(renders, cases)],
              [shapes_seen(f) for f in renders])]

@@ -237,7 +237,8 @@ def reshaped_scene(scene: Scene, rng) -> Scene | None:
     outlines, so only the shape words tell them apart (train.TrainConfig.shape_pairs)."""
     objects = []
     for o in scene.objects:
-        others = [s for s in vocab.SHAPES if s != o.shape and (o.color, s, o.motion) not in vocab.HELD_OUT]
+        others = [s for s in vocab.SHAPES if s != o.shape and (o.color, s, o.motion) not in vocab.HELD_OUT
+                  and (o.motion != "spin" or s in vocab.SPINNABLE)]      # a spinning ball or ring shows no spin
         if not others:
             return None
         objects.append(replace(o, shape=rng.choice(others)))
