@@ -117,6 +117,39 @@ def test_distill_loss_is_zero_for_the_teacher_itself_without_guidance_only():
     assert loss(5.0, 1, (0.6, 1.0)) < 1e-10 and loss(5.0, 1, (0.0, 0.2)) > 1e-4
 
 
+def test_an_object_weight_makes_the_student_match_its_teacher_most_on_objects():
+    torch.manual_seed(0)
+    teacher, student = DiT(DIT_PRESETS["tiny"]).eval(), DiT(DIT_PRESETS["tiny"])
+    with torch.no_grad():
+        for p in teacher.parameters():
+            p.add_(torch.randn_like(p) * 0.05)     # the two differ, so the student has an error to weigh
+    latents, noise = torch.randn(2, 16, 2, 4, 4), torch.randn(2, 16, 2, 4, 4)
+    text = TextEmbedding(torch.randn(2, 3, 384), torch.ones(2, 3, dtype=torch.bool), torch.randn(2, 384))
+    empty = TextEmbedding(torch.zeros(2, 1, 384), torch.ones(2, 1, dtype=torch.bool), torch.zeros(2, 384))
+    cond, frames = conditioning(latents, random.Random(0), 0.0)
+    objects = torch.zeros(2, 1, 2, 4, 4)
+    objects[:, :, :, 1:3, 1:3] = 1
+    times, segment = flow.sampling_times(2), torch.tensor([0, 1])
+    loss = lambda weight: distill_loss(student, teacher, latents, text, empty, noise, cond, weight, times, segment,
+                                       4.0, 2).item()
+    plain = loss(frames)
+    assert loss(loss_weight(frames, objects, 1.0)) == pytest.approx(plain, rel=1e-6)   # per cell, all alike
+    on_objects = loss(frames * objects)                                    # the error on object cells alone
+    heavy = loss(loss_weight(frames, objects, 50.0))
+    assert abs(heavy - on_objects) < abs(plain - on_objects)
+
+
+def test_a_distillation_step_weighs_object_cells_when_asked(vae_path, tmp_path):
+    train(tiny_config(vae_path, steps=1), tmp_path / "teacher", sample_every=0, progress=False)
+    cfg = tiny_config(vae_path, steps=1, init=str(tmp_path / "teacher"), distill_steps=2, distill_substeps=1,
+                      object_weight=3.0)
+    train(cfg, tmp_path / "student", sample_every=0, progress=False)
+    drawn = draw_batch(LatentCache(tmp_path / "student" / "cache"), cfg, 0)
+    weight = drawn["weight"]
+    assert weight.shape[3:] == drawn["latents"].shape[3:]                # per cell, not per frame
+    assert set(weight.unique().tolist()) <= {0.0, 1.0, 3.0} and (weight == 3).any()
+
+
 def test_distilling_writes_a_student_that_samples_in_its_steps_without_guidance(vae_path, tmp_path):
     train(tiny_config(vae_path, steps=2), tmp_path / "teacher", sample_every=0, progress=False)
     cfg = tiny_config(vae_path, steps=3, init=str(tmp_path / "teacher"), distill_steps=2, distill_substeps=2)

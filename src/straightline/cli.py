@@ -582,7 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "input embedding, which keeps words like left/right apart (widens an --init model's text "
                         "projections with zeros)")
     t.add_argument("--object-weight", type=float, help="loss weight of the latent cells ToyWorld's objects cover, "
-                   "against 1 for the background (default 1: all alike); video files have no object masks")
+                   "against 1 for the background (default 1: all alike; with --distill-steps, how closely the student "
+                   "matches its teacher there); video files have no object masks")
     t.add_argument("--reverse-pairs", type=float, help="share of steps that train on ToyWorld clips beside their "
                    "time reversal (the same frames backwards, captioned with the opposite directions), with one "
                    "noise each: teaches the direction words (default 0; > 0 also caches the reversals)")

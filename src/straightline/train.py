@@ -424,7 +424,7 @@ def draw_batch(cache: LatentCache, cfg: TrainConfig, at: int, rank: int = 0) -> 
     step_rng = random.Random(f"step/{cfg.seed}/{at}")
     rank_rng = random.Random(f"step/{cfg.seed}/{at}/{rank}")
     gen = torch.Generator().manual_seed((cfg.seed * 1_000_003 + at) * 4096 + rank)
-    weigh_objects = cfg.object_weight != 1 and not cfg.distill_steps
+    weigh_objects = cfg.object_weight != 1
     paired = None
     if (cfg.reverse_pairs or cfg.shape_pairs) and not cfg.distill_steps:
         draw = step_rng.random()
@@ -488,7 +488,8 @@ def distill_loss(student, teacher, latents, text, empty, noise, cond, weight, ti
     one of them, `segment` (B,): from x at its start (the data noised to t_a), the teacher's guided Euler
     substeps reach x_b at t_b, and the student learns, without guidance, the one velocity that makes the same
     move: (x_b - x_a) / (t_b - t_a). `empty`: the unconditional text of the teacher's guidance, which applies
-    at substep times within `interval` (as sampling.classifier_free_guidance's)."""
+    at substep times within `interval` (as sampling.classifier_free_guidance's). `weight` as flow_loss's: per
+    frame, or per cell (an object weight makes the student match its teacher most closely on objects)."""
     t_a, t_b = times[segment], times[segment + 1]                            # (B,)
     x_a = flow.interpolate(latents, noise, t_a)
     pair = TextEmbedding.cat([text, empty])
@@ -502,8 +503,9 @@ def distill_loss(student, teacher, latents, text, empty, noise, cond, weight, ti
             x = x + (s_next - s).view(-1, 1, 1, 1, 1) * (v_u + g * (v_c - v_u))
         target = (x - x_a) / (t_b - t_a).view(-1, 1, 1, 1, 1)
     v = student(x_a, t_a, text.tokens, text.mask, text.pooled, cond)
-    err = (v.float() - target).pow(2).mean(dim=(1, 3, 4), keepdim=True)
-    return (err * weight).sum() / weight.sum().clamp(min=1)
+    err = (v.float() - target).pow(2).mean(dim=1, keepdim=True)
+    w = weight.expand_as(err)
+    return (err * w).sum() / w.sum().clamp(min=1)
 
 
 # --- checkpoints -----------------------------------------------------------------------------------------
