@@ -24,36 +24,19 @@ Prints Markdown tables. Runs with torch's thread count as set (OMP_NUM_THREADS=1
 import argparse
 import datetime
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 
-import torch
 
 from straightline.eval.adherence import evaluate, framing, prompt_set, steering
+from straightline.eval.report import hardware
 from straightline.pipeline import Pipeline
 from straightline.world.scene import SCENARIOS
 
 COLUMNS = ("color", "shape", "direction", "count", "background", "motion")
 HEADINGS = {"color": "colour", "shape": "shape", "direction": "direction", "count": "count (clips)",
             "background": "background (clips)", "motion": "motion (extra)"}
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
-def hardware(device: str) -> str:
-    cpu = f"{cpu_name()} ({os.cpu_count()} logical cores), torch threads: {torch.get_num_threads()}"
-    gpu = f"; {torch.cuda.get_device_name(device)}" if device.startswith("cuda") else ""
-    load = f"; load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-    return f"{cpu}{gpu}; torch {torch.__version__}, Python {platform.python_version()}{load}"
 
 
 def progress(what: str):

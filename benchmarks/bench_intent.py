@@ -26,8 +26,6 @@ Prints Markdown tables. Runs with torch's thread count as set (OMP_NUM_THREADS=1
 
 import argparse
 import datetime
-import os
-import platform
 import random
 import sys
 import time
@@ -35,6 +33,7 @@ import time
 import torch
 
 from straightline.eval.adherence import accuracy_table, prompt_set, score, wilson
+from straightline.eval.report import hardware
 from straightline.intent import (
     SIMILARITY_MARGIN,
     SIMILARITY_THRESHOLD,
@@ -150,14 +149,6 @@ def language(text: str) -> str:
     if not any("\u3400" <= c <= "\u9fff" for c in text):
         return "English"
     return "Chinese (traditional)" if to_traditional(text) == text else "Chinese (simplified)"
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def pct(correct: int, n: int) -> str:
@@ -414,9 +405,7 @@ def main():
 
     from straightline.text import load_text_encoder
     encoder = load_text_encoder()
-    load = f"; load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-    print(f"# Intent benchmark\n\n{datetime.date.today()}; {cpu_name()} ({os.cpu_count()} logical cores), torch "
-          f"threads {torch.get_num_threads()}; torch {torch.__version__}, Python {platform.python_version()}{load}.\n")
+    print(f"# Intent benchmark\n\n{datetime.date.today()}; {hardware()}.\n")
 
     start = time.perf_counter()
     rows, misses = parameter_accuracy()

@@ -34,8 +34,6 @@ Prints Markdown tables. Runs with torch's thread count as set (OMP_NUM_THREADS=1
 
 import argparse
 import datetime
-import os
-import platform
 import re
 import statistics
 import sys
@@ -45,6 +43,7 @@ import torch
 
 from straightline.data import from_model_output, to_model_input
 from straightline.eval.adherence import prompt_set
+from straightline.eval.report import hardware
 from straightline.metrics import psnr
 from straightline.pipeline import Pipeline
 from straightline.world import render
@@ -52,20 +51,6 @@ from straightline.world.perception import motion_of, perceive
 from straightline.world.scene import contrasting_colors
 
 GOAL = 1.5     # a seam's change over the typical frame-to-frame change
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
-def hardware(device: str) -> str:
-    cpu = f"{cpu_name()} ({os.cpu_count()} logical cores), torch threads: {torch.get_num_threads()}"
-    gpu = f"; {torch.cuda.get_device_name(device)}" if device.startswith("cuda") else ""
-    return f"{cpu}{gpu}; torch {torch.__version__}, Python {platform.python_version()}"
 
 
 def log(what: str) -> None:

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import datetime
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -35,16 +34,9 @@ import torch
 
 from straightline import dit as dit_module
 from straightline.model import DEFAULT_PATH, ModelInfo, save_model
+from straightline.eval.report import hardware
 from straightline.service.store import JobStore
 from straightline.vae import VideoVAE
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -234,11 +226,9 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
         workdir = Path(tmp)
         model = Path(args.model) if args.model else bench_model(workdir)
-        load_avg = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
         db = "SQLite" if args.db == "sqlite" else "PostgreSQL"
-        print(f"# bench_service  {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; {cpu_name()}, "
-              f"{os.cpu_count()} cores{load_avg}; {db}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}; "
-              f"Python {platform.python_version()}, torch {torch.__version__}\n")
+        print(f"# bench_service  {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; {db}; "
+              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}; {hardware()}\n")
         if not args.skip_load:
             print(f"## Load: {args.clients} concurrent clients (create, a fifth retry it, {args.polls} polls each), "
                   f"API process only\n")
