@@ -22,6 +22,7 @@ Prints Markdown tables. Runs with torch's thread count as set (OMP_NUM_THREADS=1
 """
 
 import argparse
+import collections
 import datetime
 import json
 import statistics
@@ -29,7 +30,7 @@ import sys
 import time
 
 
-from straightline.eval.adherence import evaluate, framing, prompt_set, steering
+from straightline.eval.adherence import evaluate, framing, prompt_set, split_of, steering
 from straightline.eval.report import hardware
 from straightline.pipeline import Pipeline
 from straightline.world.scene import SCENARIOS
@@ -132,11 +133,20 @@ def main():
     if "adherence" not in args.skip:
         cases = [case for split in ("train", "heldout") for case in
                  prompt_set(args.n, split, aspect=args.aspect, seconds=args.seconds, scenario=args.scenario)]
-        start = time.perf_counter()
-        rows = evaluate(pipe, cases, batch=args.batch, progress=progress("adherence"), **fields)
+        start, misses = time.perf_counter(), collections.Counter()
+
+        def count_miss(case, result, scored):          # a wrong count: fewer objects seen than shown, or more
+            lo, hi = scored["expected"]
+            if not lo <= scored["tracks"] <= hi:
+                misses[split_of(case[1]), "too few" if scored["tracks"] < lo else "too many"] += 1
+
+        rows = evaluate(pipe, cases, batch=args.batch, progress=progress("adherence"), keep=count_miss, **fields)
         print(f"## Prompt adherence\n\n{args.n} prompts per split (medium captions, static camera), {args.aspect} "
               f"at short side {args.resolution} px, {args.seconds:g} s; {time.perf_counter() - start:.0f} s in all.\n")
         print(adherence_table(rows) + "\n")
+        print("Wrong counts (clips): " + "; ".join(
+            f"{split}: {misses[split, 'too few']} with objects missing, {misses[split, 'too many']} with extra ones"
+            for split in ("train", "heldout")) + ".\n")
     if "steering" not in args.skip:
         start = time.perf_counter()
         steer = steering(pipe, args.steer_n, seconds=args.seconds, aspect=args.aspect, batch=args.batch,
