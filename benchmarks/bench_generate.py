@@ -29,7 +29,6 @@ import statistics
 import sys
 import time
 
-
 from straightline.eval.adherence import evaluate, framing, prompt_set, split_of, steering
 from straightline.eval.report import hardware
 from straightline.pipeline import Pipeline

@@ -33,8 +33,8 @@ import httpx
 import torch
 
 from straightline import dit as dit_module
-from straightline.model import DEFAULT_PATH, ModelInfo, save_model
 from straightline.eval.report import hardware
+from straightline.model import DEFAULT_PATH, ModelInfo, save_model
 from straightline.service.store import JobStore
 from straightline.vae import VideoVAE
 

@@ -81,19 +81,16 @@ SUITES = {
 }
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
 def hardware(device="cpu") -> str:
     """The line every report and benchmark prints: CPU, cores, torch threads, GPU, versions, load average."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or platform.machine()
     gpu = f"; {torch.cuda.get_device_name(device)}" if str(device).startswith("cuda") else ""
     load = f"; load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-    return (f"{cpu_name()} ({os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}){gpu}; torch "
+    return (f"{cpu} ({os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}){gpu}; torch "
             f"{torch.__version__}, Python {platform.python_version()}{load}")
 
 
