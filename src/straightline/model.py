@@ -45,7 +45,8 @@ class ModelInfo:
         """This model with a preset's defaults (a request's own fields still win over them)."""
         presets = PRESETS | self.presets
         if name not in presets:
-            raise InvalidRequest("preset", name, "one of " + ", ".join(sorted(presets)))
+            raise InvalidRequest("preset", name, "a preset of this model (" + ", ".join(sorted(presets)) +
+                                 "), or none for its own defaults")
         return replace(self, defaults={**self.defaults, **presets[name]})
 
 
