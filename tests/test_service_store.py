@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import pytest
 
 from straightline.model import load_info
-from straightline.service.spec import validate
+from straightline.service.spec import expand, validate
 from straightline.service.store import JobStore
 
 SLOW = {"size": "256x128", "frames": 17, "steps": 60}    # many heartbeats long, even on a fast machine
@@ -204,3 +204,12 @@ def test_a_paused_worker_that_lost_its_job_cannot_complete_it(postgres_url, mode
         after = store.get(job_id)
         assert (after["worker"], after["completed_at"], after["attempts"]) == (done["worker"], done["completed_at"], 2)
         assert paused.poll() is None                      # alive and well: it just let go of the job
+
+
+def test_the_api_expands_a_prompt_for_the_aspect_and_seconds_the_client_set():
+    info = load_info("default")
+    request = {"prompt": "a red ball bouncing fast in the lower left", "seed": 1}
+    _, plain = expand(request, info)
+    _, portrait = expand({**request, "aspect": "9:16", "seconds": "8"}, info)
+    _, sized = expand({**request, "size": "144x256", "seconds": "8"}, info)
+    assert portrait != plain and sized == portrait      # the caption tells the events of the clip asked for

@@ -739,8 +739,8 @@ def _draw(parsed: dict, avoid: dict[str, set], seed: int, aspect: float, seconds
     return scene
 
 
-def _filled_in(parsed: dict, params: dict, scene, aspect, seconds: float) -> list[str]:
-    """What the scene has that the request did not say."""
+def _filled_in(parsed: dict, said, scene, aspect, seconds: float) -> list[str]:
+    """What the scene has that the request did not say (`said`: the parameters its words or the caller set)."""
     assumed = []
     for i, (o, drawn) in enumerate(zip(parsed["objects"] or [{}], scene.objects)):
         filled = {k: getattr(drawn, k) for k in _FIXED if k != "position" and not o.get(k)
@@ -753,26 +753,28 @@ def _filled_in(parsed: dict, params: dict, scene, aspect, seconds: float) -> lis
         assumed.append(f"background {scene.background} (drawn from seed {scene.seed})")
     if not parsed["camera"]:
         assumed.append("camera static (no camera move asked)")
-    if "aspect" not in params:
+    if "aspect" not in said:
         assumed.append(f"aspect not given: scene framed for {aspect}")
-    if "seconds" not in params:
+    if "seconds" not in said:
         assumed.append(f"duration not given: scene timed for {seconds:g} s")
     return assumed
 
 
 def _finish(request: str, language: str, parsed: dict, params: dict, avoid_items: list[tuple[str, str]],
             understood: list[dict], assumed: list[str], not_understood: list[str], notes: list[str], english: str,
-            backend: str, *, seed: int, level: str, default_negative: str, default_aspect, default_seconds) -> Intent:
+            backend: str, *, seed: int, level: str, default_negative: str, default_aspect, default_seconds,
+            fixed: dict) -> Intent:
     """Steps shared by both back ends: settle the objects, draw the scene, caption it, write the record."""
     parsed = _settle(parsed, params, understood)
     assumed += parsed["notes"]
-    aspect = params.get("aspect", default_aspect)
-    seconds = min(float(params.get("seconds", default_seconds)), MAX_SCENE_SECONDS)
-    if seconds < params.get("seconds", 0):
+    aspect = fixed.get("aspect", params.get("aspect", default_aspect))
+    asked = float(fixed["seconds"] if fixed.get("seconds") else params.get("seconds", default_seconds))
+    seconds = min(asked, MAX_SCENE_SECONDS)        # an image (fixed seconds 0): the scene keeps its default timing
+    if seconds < asked:
         assumed.append(f"the caption describes the first {seconds:g} s (generation checks the duration itself)")
     avoid = _avoidance(avoid_items, parsed, assumed)
     scene = _draw(parsed, avoid, seed, parse_aspect(aspect), seconds, assumed)
-    assumed += _filled_in(parsed, params, scene, aspect, seconds)
+    assumed += _filled_in(parsed, params.keys() | fixed.keys(), scene, aspect, seconds)
 
     if level == "auto":
         precise = [k for k in ("size", "speed", "position") if any(o.get(k) for o in parsed["objects"])]
@@ -971,10 +973,38 @@ def _check_llm_answer(answer) -> tuple[dict, dict, list[tuple[str, str]], str]:
 
 # --- expand -----------------------------------------------------------------------------------------------------
 
+def fixed_shape(fields: dict, info=None) -> dict:
+    """What a caller's own fields (command-line flags, API fields) fix of the scene, for expand(fixed=...): its
+    aspect (from "size" WxH, else "aspect") and its seconds (from "seconds", else "frames" at "fps" or the model's
+    fps; 0 for an image). Values that do not parse are left out: validate_request names them."""
+    fixed = {}
+    for key in ("size", "aspect"):
+        if fields.get(key) not in (None, ""):
+            try:
+                parse_aspect(str(fields[key]))
+                fixed["aspect"] = str(fields[key])
+            except InvalidRequest:
+                pass
+            break
+    try:
+        if fields.get("seconds") not in (None, ""):
+            seconds = float(fields["seconds"])
+        elif fields.get("frames") not in (None, ""):
+            fps = fields.get("fps") or (info.default("fps") if info else DEFAULTS["fps"])
+            seconds = (int(fields["frames"]) - 1) / float(fps)
+        else:
+            return fixed
+    except (TypeError, ValueError, ZeroDivisionError):
+        return fixed
+    if 0 <= seconds <= 600:
+        fixed["seconds"] = seconds
+    return fixed
+
+
 def expand(request: str, *, seed: int = 0, backend: str = "embedded", llm: LLMConfig | None = None,
            encoder=None, similarity_threshold: float = SIMILARITY_THRESHOLD, level: str = "auto",
            default_negative: str = DEFAULT_NEGATIVE, default_aspect=DEFAULTS["aspect"],
-           default_seconds: float = DEFAULTS["seconds"]) -> Intent:
+           default_seconds: float = DEFAULTS["seconds"], fixed: dict | None = None) -> Intent:
     """Understand a short or casual request (English, simplified or traditional Chinese).
 
     Args:
@@ -991,6 +1021,9 @@ def expand(request: str, *, seed: int = 0, backend: str = "embedded", llm: LLMCo
         default_negative: the negative prompt before what the request says to avoid.
         default_aspect, default_seconds: what the scene is framed and timed for when the request does not say
             (pass the model's defaults; they are not put in `params`).
+        fixed: what the caller set itself ({"aspect": "9:16" or "WxH", "seconds": 4.0}: flags, API fields), which
+            wins over the words: the scene, and so a long caption's events, is framed and timed for it. Seconds 0
+            (an image) keeps the scene's default timing.
     Returns:
         Intent.
     Raises:
@@ -1003,7 +1036,7 @@ def expand(request: str, *, seed: int = 0, backend: str = "embedded", llm: LLMCo
     if level not in ("auto", "short", "medium", "long"):
         raise InvalidRequest("caption_level", level, "auto, short, medium or long")
     finish = {"seed": seed, "level": level, "default_negative": default_negative, "default_aspect": default_aspect,
-              "default_seconds": default_seconds}
+              "default_seconds": default_seconds, "fixed": dict(fixed or {})}
     config = (llm or LLMConfig()).resolved()
     if backend == "auto":
         backend = "llm" if config.base_url else "embedded"
