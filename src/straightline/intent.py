@@ -978,14 +978,11 @@ def fixed_shape(fields: dict, info=None) -> dict:
     aspect (from "size" WxH, else "aspect") and its seconds (from "seconds", else "frames" at "fps" or the model's
     fps; 0 for an image). Values that do not parse are left out: validate_request names them."""
     fixed = {}
-    for key in ("size", "aspect"):
-        if fields.get(key) not in (None, ""):
-            try:
-                parse_aspect(str(fields[key]))
-                fixed["aspect"] = str(fields[key])
-            except InvalidRequest:
-                pass
-            break
+    shape = next((str(fields[k]) for k in ("size", "aspect") if fields.get(k) not in (None, "")), None)
+    try:
+        fixed |= {"aspect": shape} if shape and parse_aspect(shape) else {}
+    except InvalidRequest:
+        pass
     try:
         if fields.get("seconds") not in (None, ""):
             seconds = float(fields["seconds"])
