@@ -993,7 +993,7 @@ def fixed_shape(fields: dict, info=None) -> dict:
             return fixed
     except (TypeError, ValueError, ZeroDivisionError):
         return fixed
-    if 0 <= seconds <= 600:
+    if seconds >= 0:                     # the scene is timed for at most MAX_SCENE_SECONDS (_finish)
         fixed["seconds"] = seconds
     return fixed
 
