@@ -15,7 +15,6 @@ from straightline.intent import (
     LLMConfig,
     closest_concepts,
     expand,
-    fixed_shape,
     to_traditional,
 )
 from straightline.pipeline import validate_request
@@ -102,27 +101,41 @@ def test_short_chinese_request_without_parameters_leaves_them_to_the_model():
     assert any("aspect not given" in a for a in intent.assumed) and any("duration" in a for a in intent.assumed)
 
 
-def test_the_scene_is_framed_and_timed_for_what_the_caller_fixed():
+def test_the_scene_is_framed_and_timed_for_what_the_caller_gave():
     request = "a red ball bouncing fast in the lower left"
     plain = expand(request, seed=1, similarity_threshold=OFF)
-    fixed = expand(request, seed=1, similarity_threshold=OFF, fixed={"aspect": "9:16", "seconds": 8.0})
+    fixed = expand(request, seed=1, similarity_threshold=OFF, given={"aspect": "9:16", "seconds": 8.0})
     assert (plain.scene.aspect, plain.scene.duration) == (pytest.approx(16 / 9), 2.0)
     assert (fixed.scene.aspect, fixed.scene.duration) == (pytest.approx(9 / 16), 8.0)
     assert fixed.prompt != plain.prompt                   # a long caption's events are those of the scene generated
     assert not any("not given" in a for a in fixed.assumed) and any("not given" in a for a in plain.assumed)
     # the caller's aspect wins over the words'; a size fixes the aspect; an image keeps the default timing
-    assert expand("make it vertical", similarity_threshold=OFF, fixed={"aspect": "16:9"}).scene.aspect == \
+    assert expand("make it vertical", similarity_threshold=OFF, given={"aspect": "16:9"}).scene.aspect == \
         pytest.approx(16 / 9)
-    image = expand(request, seed=1, similarity_threshold=OFF, fixed=fixed_shape({"size": "256x448", "seconds": 0}))
+    image = expand(request, seed=1, similarity_threshold=OFF, given={"size": "256x448", "seconds": 0})
     assert (image.scene.aspect, image.scene.duration) == (pytest.approx(256 / 448), 2.0)
     assert not any("not given" in a for a in image.assumed)
 
 
-def test_fixed_shape_reads_flags_and_api_fields_and_leaves_bad_ones_to_validation():
-    assert fixed_shape({"size": "448x256", "aspect": "9:16", "seconds": "4"}) == {"aspect": "448x256", "seconds": 4.0}
-    assert fixed_shape({"aspect": "9:16", "frames": 25, "fps": 12}) == {"aspect": "9:16", "seconds": 2.0}
-    assert fixed_shape({"aspect": "3:0", "seconds": "soon"}) == {}
-    assert fixed_shape({"seconds": -1}) == {} and fixed_shape({}) == {}
+@pytest.mark.parametrize("given, aspect, seconds", [
+    ({"size": "448x256", "aspect": "9:16", "seconds": "4"}, 448 / 256, 4.0),   # a size wins over an aspect
+    ({"aspect": "9:16", "frames": 25, "fps": 12}, 9 / 16, 2.0),                 # frames at the caller's fps
+    ({"frames": 25}, 16 / 9, 1.0),                                              # ... or the default fps
+    ({"aspect": "3:0", "seconds": "soon"}, 16 / 9, 2.0),          # bad values: left to validate_request
+    ({"seconds": -1, "size": ""}, 16 / 9, 2.0),
+])
+def test_the_scene_reads_flags_and_api_fields_and_leaves_bad_ones_to_validation(given, aspect, seconds):
+    scene = expand("a red ball", seed=1, similarity_threshold=OFF, default_fps=24, given=given).scene
+    assert (scene.aspect, scene.duration) == (pytest.approx(aspect), pytest.approx(seconds))
+
+
+def test_fields_the_caller_gave_win_over_the_words():
+    request = "一個紅色的球在彈跳，豎屏，10秒, no stripes"
+    words = expand(request, similarity_threshold=OFF).request_fields()
+    assert words["aspect"] == "9:16" and words["seconds"] == 10.0 and "stripes" in words["negative"]
+    given = expand(request, similarity_threshold=OFF, given={"size": "256x256", "frames": 13, "negative": "x"})
+    assert given.request_fields() == {"prompt": given.prompt}    # a size replaces the aspect, frames the seconds
+    assert given.scene.aspect == pytest.approx(1.0)
 
 
 def test_make_it_vertical_and_slow():

@@ -301,20 +301,19 @@ def _understood(args, prompt: str, fields: dict) -> tuple[str, dict]:
     Prints what was understood, so the user always sees the prompt that is actually generated."""
     if args.no_intent:
         return prompt, fields
-    from .intent import expand, fixed_shape
+    from .intent import expand
     from .model import load_info
 
     if args.seed is None:   # one seed draws what the words leave open and the noise, so both are reproducible
         args.seed = int.from_bytes(os.urandom(4), "little")
     info = load_info(args.model)
     flags = {k: v for k, v in fields.items() if v is not None}
-    flags |= {f: getattr(args, f) for f in ("fps", "aspect", "resolution", "size") if getattr(args, f) is not None}
+    flags |= {f: getattr(args, f) for f in ("fps", "aspect", "resolution", "size", "negative")
+              if getattr(args, f) is not None}
     intent = expand(prompt, seed=args.seed, default_negative="", default_aspect=info.default("aspect"),
-                    default_seconds=info.default("seconds"), fixed=fixed_shape(flags, info))
+                    default_seconds=info.default("seconds"), default_fps=info.default("fps"), given=flags)
     print(intent.summary())
-    if args.negative:
-        flags["negative"] = args.negative
-    merged = intent.request_fields(given=flags) | flags
+    merged = intent.request_fields() | flags
     return merged.pop("prompt"), {**fields, **merged}
 
 

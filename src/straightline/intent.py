@@ -83,17 +83,17 @@ class Intent:
     seed: int = 0                     # the seed the scene was drawn with
     level: str = "medium"             # caption level of `prompt`
     scene: object = field(default=None, repr=False)
+    given: frozenset = frozenset()    # names of the fields the caller set itself (flags, API fields)
 
-    def request_fields(self, given=()) -> dict:
+    def request_fields(self) -> dict:
         """Keyword arguments for pipeline.validate_request: prompt, negative and the parameters it takes, less
-        those the caller set itself (`given`: field names; fields given win over words). An explicit size
-        replaces the words' aspect and resolution, an aspect or resolution the words' size, frames the words'
-        seconds."""
+        those the caller set itself (`given`; fields given win over words). An explicit size replaces the
+        words' aspect and resolution, an aspect or resolution the words' size, frames the words' seconds."""
         fields = {"prompt": self.prompt, "negative": self.negative}
         fields |= {k: self.params[k] for k in ("seconds", "fps", "size") if k in self.params}
         if "size" not in self.params:
             fields |= {k: self.params[k] for k in ("aspect", "resolution") if k in self.params}
-        given = set(given)
+        given = self.given
         overridden = given | ({"aspect", "resolution"} if "size" in given else set()) \
             | ({"size"} if {"aspect", "resolution"} & given else set()) | ({"seconds"} if "frames" in given else set())
         return {k: v for k, v in fields.items() if k not in overridden}
@@ -763,8 +763,9 @@ def _filled_in(parsed: dict, said, scene, aspect, seconds: float) -> list[str]:
 def _finish(request: str, language: str, parsed: dict, params: dict, avoid_items: list[tuple[str, str]],
             understood: list[dict], assumed: list[str], not_understood: list[str], notes: list[str], english: str,
             backend: str, *, seed: int, level: str, default_negative: str, default_aspect, default_seconds,
-            fixed: dict) -> Intent:
+            default_fps: float, given: dict) -> Intent:
     """Steps shared by both back ends: settle the objects, draw the scene, caption it, write the record."""
+    fixed = _fixed_shape(given, default_fps)
     parsed = _settle(parsed, params, understood)
     assumed += parsed["notes"]
     aspect = fixed.get("aspect", params.get("aspect", default_aspect))
@@ -795,7 +796,8 @@ def _finish(request: str, language: str, parsed: dict, params: dict, avoid_items
                      "saw these words)")
     return Intent(request=request, prompt=prompt, negative=", ".join(negative), params=params, language=language,
                   understood=understood, assumed=assumed, not_understood=list(dict.fromkeys(not_understood)),
-                  notes=notes, english=english, backend=backend, seed=scene.seed, level=level, scene=scene)
+                  notes=notes, english=english, backend=backend, seed=scene.seed, level=level, scene=scene,
+                  given=frozenset(given))
 
 
 # --- the embedded back end --------------------------------------------------------------------------------------
@@ -973,22 +975,21 @@ def _check_llm_answer(answer) -> tuple[dict, dict, list[tuple[str, str]], str]:
 
 # --- expand -----------------------------------------------------------------------------------------------------
 
-def fixed_shape(fields: dict, info=None) -> dict:
-    """What a caller's own fields (command-line flags, API fields) fix of the scene, for expand(fixed=...): its
-    aspect (from "size" WxH, else "aspect") and its seconds (from "seconds", else "frames" at "fps" or the model's
-    fps; 0 for an image). Values that do not parse are left out: validate_request names them."""
+def _fixed_shape(given: dict, default_fps: float) -> dict:
+    """What the caller's own fields fix of the scene: its aspect (from "size" WxH, else "aspect") and its seconds
+    (from "seconds", else "frames" at "fps" or `default_fps`; 0 for an image). Values that do not parse are left
+    out: validate_request names them."""
     fixed = {}
-    shape = next((str(fields[k]) for k in ("size", "aspect") if fields.get(k) not in (None, "")), None)
+    shape = next((str(given[k]) for k in ("size", "aspect") if k in given), None)
     try:
         fixed |= {"aspect": shape} if shape and parse_aspect(shape) else {}
     except InvalidRequest:
         pass
     try:
-        if fields.get("seconds") not in (None, ""):
-            seconds = float(fields["seconds"])
-        elif fields.get("frames") not in (None, ""):
-            fps = fields.get("fps") or (info.default("fps") if info else DEFAULTS["fps"])
-            seconds = (int(fields["frames"]) - 1) / float(fps)
+        if "seconds" in given:
+            seconds = float(given["seconds"])
+        elif "frames" in given:
+            seconds = (int(given["frames"]) - 1) / float(given.get("fps") or default_fps)
         else:
             return fixed
     except (TypeError, ValueError, ZeroDivisionError):
@@ -1001,7 +1002,8 @@ def fixed_shape(fields: dict, info=None) -> dict:
 def expand(request: str, *, seed: int = 0, backend: str = "embedded", llm: LLMConfig | None = None,
            encoder=None, similarity_threshold: float = SIMILARITY_THRESHOLD, level: str = "auto",
            default_negative: str = DEFAULT_NEGATIVE, default_aspect=DEFAULTS["aspect"],
-           default_seconds: float = DEFAULTS["seconds"], fixed: dict | None = None) -> Intent:
+           default_seconds: float = DEFAULTS["seconds"], default_fps: float = DEFAULTS["fps"],
+           given: dict | None = None) -> Intent:
     """Understand a short or casual request (English, simplified or traditional Chinese).
 
     Args:
@@ -1016,11 +1018,12 @@ def expand(request: str, *, seed: int = 0, backend: str = "embedded", llm: LLMCo
         level: caption level of the prompt: "medium", "long", or "auto" (long when the request fixes something
             medium captions leave out).
         default_negative: the negative prompt before what the request says to avoid.
-        default_aspect, default_seconds: what the scene is framed and timed for when the request does not say
-            (pass the model's defaults; they are not put in `params`).
-        fixed: what the caller set itself ({"aspect": "9:16" or "WxH", "seconds": 4.0}: flags, API fields), which
-            wins over the words: the scene, and so a long caption's events, is framed and timed for it. Seconds 0
-            (an image) keeps the scene's default timing.
+        default_aspect, default_seconds, default_fps: what the scene is framed and timed for when the request
+            does not say (pass the model's defaults; they are not put in `params`).
+        given: the fields the caller set itself (command-line flags, API fields, by validate_request's names),
+            which win over the words. The scene, and so a long caption's events, is framed and timed for their
+            size or aspect and their seconds or frames (seconds 0, an image, keeps the scene's default timing),
+            and Intent.request_fields leaves them out. Values that do not parse are left to validate_request.
     Returns:
         Intent.
     Raises:
@@ -1033,7 +1036,8 @@ def expand(request: str, *, seed: int = 0, backend: str = "embedded", llm: LLMCo
     if level not in ("auto", "short", "medium", "long"):
         raise InvalidRequest("caption_level", level, "auto, short, medium or long")
     finish = {"seed": seed, "level": level, "default_negative": default_negative, "default_aspect": default_aspect,
-              "default_seconds": default_seconds, "fixed": dict(fixed or {})}
+              "default_seconds": default_seconds, "default_fps": default_fps,
+              "given": {k: v for k, v in (given or {}).items() if v not in (None, "")}}
     config = (llm or LLMConfig()).resolved()
     if backend == "auto":
         backend = "llm" if config.base_url else "embedded"

@@ -147,22 +147,22 @@ def expand(body: dict, info) -> tuple[dict, str]:
     client set win over the words. The seed is drawn first when not given: it draws both what the words leave
     open and the noise. -> (the body to validate, the expanded prompt)."""
     from ..intent import expand as expand_intent
-    from ..intent import fixed_shape
     body = dict(body)
     if body.get("seed") in (None, ""):
         body["seed"] = secrets.randbelow(MAX_SEED + 1)
+    given = {"negative" if k == "negative_prompt" else k: v for k, v in body.items() if k != "prompt"}
+    if body.get("mode") == "image":
+        given["seconds"] = 0             # no duration from the words; the scene keeps its default timing
     try:
         seed = int(float(body["seed"]))
-        fixed = fixed_shape(body | ({"seconds": 0} if body.get("mode") == "image" else {}), info)
         intent = expand_intent(body.get("prompt"), seed=seed, default_negative="",
                                default_aspect=info.default("aspect"), default_seconds=info.default("seconds"),
-                               fixed=fixed)
+                               default_fps=info.default("fps"), given=given)
     except InvalidRequest as err:
         raise invalid(err) from None
     except (TypeError, ValueError):      # a seed that is not a number: validate_request names it
         return body, None
-    given = {"negative" if k == "negative_prompt" else k for k, v in body.items() if v not in (None, "") and k != "prompt"}
-    words = intent.request_fields(given=given | ({"frames"} if body.get("mode") == "image" else set()))
+    words = intent.request_fields()
     if "negative" in words:
         words["negative_prompt"] = words.pop("negative")
     merged = {**body, **words}
