@@ -32,8 +32,9 @@ import time
 
 import torch
 
-from straightline.eval.adherence import accuracy_table, prompt_set, score, wilson
+from straightline.eval.adherence import accuracy_table, prompt_set, score
 from straightline.eval.report import hardware
+from straightline.eval.stats import fmt, rate
 from straightline.intent import (
     SIMILARITY_MARGIN,
     SIMILARITY_THRESHOLD,
@@ -152,10 +153,7 @@ def language(text: str) -> str:
 
 
 def pct(correct: int, n: int) -> str:
-    if n == 0:
-        return "-"
-    low, high = wilson(correct, n)
-    return f"{100 * correct / n:.1f}% ({100 * low:.0f}–{100 * high:.0f}, n={n})"
+    return fmt(rate(correct, n), percent=True)
 
 
 # --- 1. parameters ------------------------------------------------------------------------------------------------

@@ -22,8 +22,9 @@ import random
 import sys
 import time
 
-from straightline.eval.adherence import prompt_set, score, wilson
+from straightline.eval.adherence import prompt_set, score
 from straightline.eval.report import hardware
+from straightline.eval.stats import fmt, rate
 from straightline.pipeline import Pipeline
 from straightline.world import captions, render, vocab
 from straightline.world.perception import perceive
@@ -31,8 +32,7 @@ from straightline.world.physics import reshaped_scene
 
 
 def share(flags: list[bool]) -> str:
-    lo, hi = wilson(sum(flags), len(flags))
-    return f"{100 * sum(flags) / max(len(flags), 1):.1f}% ({100 * lo:.0f}–{100 * hi:.0f})"
+    return fmt(rate(sum(flags), len(flags)), percent=True)
 
 
 def shapes_seen(frames) -> set[str]:
