@@ -97,17 +97,28 @@ def test_cache_draws_only_the_asked_scenarios_and_image_share():
         tiny_config(None, scenarios=("crowd",)).check()
 
 
-def test_distill_loss_is_zero_for_the_teacher_itself_without_guidance_only():
-    torch.manual_seed(0)
-    teacher = DiT(DIT_PRESETS["tiny"]).eval()
+def _nudged_tiny_dit() -> DiT:
+    """A frozen tiny DiT off its zero init, so text and guidance change its velocity."""
+    model = DiT(DIT_PRESETS["tiny"]).eval()
     with torch.no_grad():
-        for p in teacher.parameters():
-            p.add_(torch.randn_like(p) * 0.05)     # off the zero init, so text and guidance change the velocity
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model.requires_grad_(False)
+
+
+def _distill_inputs():
+    """Latents, noise, captions, the empty caption, conditioning and frame weights of two tiny clips."""
     latents, noise = torch.randn(2, 16, 2, 4, 4), torch.randn(2, 16, 2, 4, 4)
     text = TextEmbedding(torch.randn(2, 3, 384), torch.ones(2, 3, dtype=torch.bool), torch.randn(2, 384))
     empty = TextEmbedding(torch.zeros(2, 1, 384), torch.ones(2, 1, dtype=torch.bool), torch.zeros(2, 384))
-    cond, _ = conditioning(latents, random.Random(0), 0.0)
-    teacher.requires_grad_(False)
+    cond, frames = conditioning(latents, random.Random(0), 0.0)
+    return latents, noise, text, empty, cond, frames
+
+
+def test_distill_loss_is_zero_for_the_teacher_itself_without_guidance_only():
+    torch.manual_seed(0)
+    teacher = _nudged_tiny_dit()
+    latents, noise, text, empty, cond, _ = _distill_inputs()
     weight, times, segment = torch.ones(2, 1, 2, 1, 1), flow.sampling_times(2), torch.tensor([0, 1])
     loss = lambda scale, substeps, interval=(0, 1): distill_loss(
         teacher, teacher, latents, text, empty, noise, cond, weight, times, segment, scale, substeps, interval).item()
@@ -119,14 +130,8 @@ def test_distill_loss_is_zero_for_the_teacher_itself_without_guidance_only():
 
 def test_an_object_weight_makes_the_student_match_its_teacher_most_on_objects():
     torch.manual_seed(0)
-    teacher, student = DiT(DIT_PRESETS["tiny"]).eval(), DiT(DIT_PRESETS["tiny"])
-    with torch.no_grad():
-        for p in teacher.parameters():
-            p.add_(torch.randn_like(p) * 0.05)     # the two differ, so the student has an error to weigh
-    latents, noise = torch.randn(2, 16, 2, 4, 4), torch.randn(2, 16, 2, 4, 4)
-    text = TextEmbedding(torch.randn(2, 3, 384), torch.ones(2, 3, dtype=torch.bool), torch.randn(2, 384))
-    empty = TextEmbedding(torch.zeros(2, 1, 384), torch.ones(2, 1, dtype=torch.bool), torch.zeros(2, 384))
-    cond, frames = conditioning(latents, random.Random(0), 0.0)
+    teacher, student = _nudged_tiny_dit(), DiT(DIT_PRESETS["tiny"])    # they differ: the student has an error
+    latents, noise, text, empty, cond, frames = _distill_inputs()
     objects = torch.zeros(2, 1, 2, 4, 4)
     objects[:, :, :, 1:3, 1:3] = 1
     times, segment = flow.sampling_times(2), torch.tensor([0, 1])
