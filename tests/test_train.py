@@ -24,6 +24,7 @@ from straightline.text import TextEmbedding
 from straightline.train import (
     LatentCache,
     TrainConfig,
+    _rollout,
     _toyworld_shard,
     build_cache,
     conditioning,
@@ -144,15 +145,53 @@ def test_an_object_weight_makes_the_student_match_its_teacher_most_on_objects():
     assert abs(heavy - on_objects) < abs(plain - on_objects)
 
 
+def test_a_rolled_out_step_starts_where_the_students_own_sampler_is():
+    torch.manual_seed(0)
+    student, teacher = _nudged_tiny_dit(), _nudged_tiny_dit()
+    latents, noise, text, empty, _, _ = _distill_inputs()
+    cond, weight = conditioning(latents, random.Random(0), 1.0)      # given frames, kept on their path
+    known = cond[:, -1:]
+    assert 0 < known.mean() < 1
+    times, segment = flow.sampling_times(4), torch.tensor([0, 2])
+    x = noise.clone()                                                # two Euler steps of the student, by hand
+    for k in range(2):
+        x_in = x * (1 - known) + flow.interpolate(latents, noise, times[k]) * known
+        x = x + (times[k + 1] - times[k]) * student(x_in, times[k].expand(2), text.tokens, text.mask, text.pooled,
+                                                    cond)
+    start = _rollout(student, latents, text, noise, cond, times, segment)
+    assert torch.equal(start[0], noise[0])                           # segment 0 starts at the noise either way
+    on_path = flow.interpolate(latents, noise, times[2])
+    assert torch.allclose(start[1], (x * (1 - known) + on_path * known)[1], atol=1e-5)
+    assert not torch.allclose(start[1], on_path[1], atol=1e-2)       # not where the noised data is
+
+    loss = lambda rollout, seg: distill_loss(student, teacher, latents, text, empty, noise, cond, weight, times,
+                                             torch.tensor(seg), 4.0, 2, rollout=torch.tensor(rollout)).item()
+    assert loss([True, True], [0, 0]) == loss([False, False], [0, 0])
+    assert loss([True, True], [2, 2]) != pytest.approx(loss([False, False], [2, 2]), rel=1e-3)
+
+
 def test_a_distillation_step_weighs_object_cells_when_asked(vae_path, tmp_path):
     train(tiny_config(vae_path, steps=1), tmp_path / "teacher", sample_every=0, progress=False)
     cfg = tiny_config(vae_path, steps=1, init=str(tmp_path / "teacher"), distill_steps=2, distill_substeps=1,
                       object_weight=3.0)
     train(cfg, tmp_path / "student", sample_every=0, progress=False)
     drawn = draw_batch(LatentCache(tmp_path / "student" / "cache"), cfg, 0)
+    assert "rollout" not in drawn                                        # off by default
     weight = drawn["weight"]
     assert weight.shape[3:] == drawn["latents"].shape[3:]                # per cell, not per frame
     assert set(weight.unique().tolist()) <= {0.0, 1.0, 3.0} and (weight == 3).any()
+
+
+def test_a_distillation_step_can_start_from_the_students_own_states(vae_path, tmp_path):
+    train(tiny_config(vae_path, steps=1), tmp_path / "teacher", sample_every=0, progress=False)
+    cfg = tiny_config(vae_path, steps=2, init=str(tmp_path / "teacher"), distill_steps=3, distill_substeps=1,
+                      distill_rollout=1.0)
+    metrics = train(cfg, tmp_path / "student", sample_every=0, progress=False)
+    assert math.isfinite(metrics["loss"])
+    drawn = draw_batch(LatentCache(tmp_path / "student" / "cache"), cfg, 0)
+    assert drawn["rollout"].all() and drawn["rollout"].shape == drawn["segment"].shape
+    with pytest.raises(InvalidRequest, match="distill_rollout"):
+        tiny_config(vae_path, distill_rollout=1.5).check()
 
 
 def test_distilling_writes_a_student_that_samples_in_its_steps_without_guidance(vae_path, tmp_path):

@@ -190,7 +190,7 @@ def cmd_train(args) -> None:
     fields = ("preset", "vae", "text_encoder", "text_features", "init", "fps", "cache_clips", "shard_clips",
               "image_share", "token_budget", "steps", "lr", "warmup", "ema", "text_dropout", "cond_prob",
               "object_weight", "reverse_pairs", "shape_pairs", "pair_weight", "seed", "distill_steps", "distill_cfg",
-              "distill_substeps", "student_init")
+              "distill_substeps", "distill_rollout", "student_init")
     values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     for name in ("resolutions", "image_resolutions"):
         if getattr(args, name) is not None:
@@ -597,6 +597,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--distill-substeps", type=int, help="teacher Euler steps per student step (default 5)")
     t.add_argument("--distill-cfg-interval", metavar="LO,HI", help="the teacher guides only at diffusion times in "
                    "LO..HI, as generate's --cfg-interval (default 0,1: every substep)")
+    t.add_argument("--distill-rollout", type=float, help="share of samples whose student step starts where the "
+                   "student's own steps from the noise reach, as when it samples (default 0: all start from the data "
+                   "noised to that time)")
     t.add_argument("--student-init", help="with --distill-steps: start the student from this DiT folder instead of "
                    "the teacher ('default': the shipped fast student), to distil further")
     t.add_argument("--seed", type=int)

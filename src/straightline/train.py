@@ -60,7 +60,9 @@ from .data import (
 from .dit import PRESETS, DiT
 from .errors import InvalidRequest, MediaError
 from .model import ModelInfo, load_info, save_model
+from .pipeline import keep_known_on_path
 from .request import parse_interval
+from .sampling import euler
 from .text import FEATURES, TextEmbedding, load_text_encoder
 from .vae import VideoVAE
 from .world import render, sample_scene
@@ -127,6 +129,9 @@ class TrainConfig:
     distill_cfg: float = 5.0                 # the teacher's guidance scale, which the student absorbs
     distill_substeps: int = 5                # teacher Euler steps per student step
     distill_cfg_interval: tuple[float, float] = (0.0, 1.0)   # the teacher's guided times (1 outside)
+    distill_rollout: float = 0.0             # share of samples whose student step starts where the student's own
+                                             # steps from the noise reach, as when it samples (the rest start from
+                                             # the data noised to that time)
     student_init: str = ""                   # start the student from this DiT folder (dit.json + safetensors;
                                              # 'default': the shipped student, weights/dit-fast) to distil further
 
@@ -136,7 +141,7 @@ class TrainConfig:
         if not 0 < self.object_weight <= 100:
             raise InvalidRequest("object_weight", self.object_weight,
                                  "a loss weight in (0, 100]; 1 weighs every cell alike")
-        for name in ("text_dropout", "cond_prob", "image_share", "reverse_pairs", "shape_pairs"):
+        for name in ("text_dropout", "cond_prob", "image_share", "reverse_pairs", "shape_pairs", "distill_rollout"):
             if not 0 <= getattr(self, name) <= 1:
                 raise InvalidRequest(name, getattr(self, name), "a probability between 0 and 1")
         if self.reverse_pairs + self.shape_pairs > 1:
@@ -449,6 +454,8 @@ def draw_batch(cache: LatentCache, cfg: TrainConfig, at: int, rank: int = 0) -> 
     if cfg.distill_steps:
         drawn["times"] = flow.sampling_times(cfg.distill_steps, flow.shift_for_tokens(bucket.latent_tokens))
         drawn["segment"] = torch.randint(cfg.distill_steps, (B,), generator=gen)
+        if cfg.distill_rollout:
+            drawn["rollout"] = torch.rand(B, generator=gen) < cfg.distill_rollout
     return drawn
 
 
@@ -483,15 +490,21 @@ def loss_weight(frame_weight: torch.Tensor, objects: torch.Tensor, object_weight
 
 
 def distill_loss(student, teacher, latents, text, empty, noise, cond, weight, times, segment, scale: float,
-                 substeps: int, interval: tuple[float, float] = (0.0, 1.0)):
+                 substeps: int, interval: tuple[float, float] = (0.0, 1.0), rollout=None):
     """Few-step distillation. The student's sampler takes the steps `times` (K + 1 times); each sample trains
-    one of them, `segment` (B,): from x at its start (the data noised to t_a), the teacher's guided Euler
-    substeps reach x_b at t_b, and the student learns, without guidance, the one velocity that makes the same
-    move: (x_b - x_a) / (t_b - t_a). `empty`: the unconditional text of the teacher's guidance, which applies
-    at substep times within `interval` (as sampling.classifier_free_guidance's). `weight` as flow_loss's: per
-    frame, or per cell (an object weight makes the student match its teacher most closely on objects)."""
+    one of them, `segment` (B,): from x at its start, the teacher's guided Euler substeps reach x_b at t_b, and
+    the student learns, without guidance, the one velocity that makes the same move: (x_b - x_a) / (t_b - t_a).
+    x at the start is the data noised to t_a, or, where `rollout` (B,) bool is set, where the student's own steps
+    from `noise` reach: the states it meets when it samples, which the teacher's guided path makes unlike the
+    noised data. Given frames stay on their path from the noise in both (pipeline.keep_known_on_path).
+    `empty`: the unconditional text of the teacher's guidance, which applies at substep times within `interval`
+    (as sampling.classifier_free_guidance's). `weight` as flow_loss's: per frame, or per cell (an object weight
+    makes the student match its teacher most closely on objects)."""
     t_a, t_b = times[segment], times[segment + 1]                            # (B,)
     x_a = flow.interpolate(latents, noise, t_a)
+    if rollout is not None and bool(rollout.any()):
+        x_a = torch.where(rollout.view(-1, 1, 1, 1, 1), _rollout(student, latents, text, noise, cond, times, segment),
+                          x_a)
     pair = TextEmbedding.cat([text, empty])
     with torch.no_grad():
         x = x_a
@@ -506,6 +519,19 @@ def distill_loss(student, teacher, latents, text, empty, noise, cond, weight, ti
     err = (v.float() - target).pow(2).mean(dim=1, keepdim=True)
     w = weight.expand_as(err)
     return (err * w).sum() / w.sum().clamp(min=1)
+
+
+@torch.no_grad()
+def _rollout(student, latents, text, noise, cond, times, segment):
+    """x where the student's own sampler (Euler, given frames kept on their path) reaches at times[segment] (B,)
+    from `noise`, with the given frames on their path there too."""
+    velocity = keep_known_on_path(lambda x, t: student(x, t, text.tokens, text.mask, text.pooled, cond).float(),
+                                  cond, noise)
+    states = [noise]
+    euler(velocity, noise, times[:int(segment.max()) + 1], on_step=lambda i, n, x: states.append(x))
+    x = torch.stack(states)[segment, torch.arange(len(noise))]
+    known = cond[:, -1:]
+    return x * (1 - known) + flow.interpolate(latents, noise, times[segment]) * known
 
 
 # --- checkpoints -----------------------------------------------------------------------------------------
@@ -756,7 +782,8 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
             else:
                 loss = distill_loss(net, teacher, on["latents"], text, text_encoder([""] * len(drawn["prompts"])),
                                     on["noise"], on["cond"], on["weight"], on["times"], on["segment"],
-                                    cfg.distill_cfg, cfg.distill_substeps, cfg.distill_cfg_interval)
+                                    cfg.distill_cfg, cfg.distill_substeps, cfg.distill_cfg_interval,
+                                    on.get("rollout"))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)  # FSDP: all-reduces norms
