@@ -335,6 +335,16 @@ def test_cli_reads_the_request_with_intent_and_flags_win(model_dir, tmp_path, ca
     assert probe(tmp_path / "c.mp4")["width"] == 64                       # the model's default aspect (16:9)
 
 
+def test_the_words_negative_is_kept_unless_the_flag_sets_one():
+    """"no stripes" in the request becomes the negative prompt; --negative replaces it; the flag's default ("")
+    does not."""
+    from straightline.cli import _understood, build_parser
+    for flag, expected in (([], "stripes"), (["--negative", "dots"], "dots")):
+        args = build_parser().parse_args(["generate", "a red ball bouncing, no stripes", "--seed", "3", *flag])
+        _, fields = _understood(args, args.prompt[0], {})
+        assert fields["negative"] == expected
+
+
 def test_a_preset_can_sample_with_a_student_dit_of_its_own(tmp_path):
     """The shipped `fast` preset names a distilled student (weights/dit-fast/): a preset's "dit" is the folder
     of the DiT that samples its requests, loaded once, beside the model's own."""

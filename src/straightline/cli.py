@@ -308,8 +308,8 @@ def _understood(args, prompt: str, fields: dict) -> tuple[str, dict]:
         args.seed = int.from_bytes(os.urandom(4), "little")
     info = load_info(args.model)
     flags = {k: v for k, v in fields.items() if v is not None}
-    flags |= {f: getattr(args, f) for f in ("fps", "aspect", "resolution", "size", "negative")
-              if getattr(args, f) is not None}
+    flags |= {f: getattr(args, f) for f in ("fps", "aspect", "resolution", "size") if getattr(args, f) is not None}
+    flags |= {"negative": args.negative} if args.negative else {}     # "" (the default): the words' negative
     intent = expand(prompt, seed=args.seed, default_negative="", default_aspect=info.default("aspect"),
                     default_seconds=info.default("seconds"), default_fps=info.default("fps"), given=flags)
     print(intent.summary())
