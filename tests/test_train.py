@@ -158,7 +158,7 @@ def test_a_rolled_out_step_starts_where_the_students_own_sampler_is():
         x_in = x * (1 - known) + flow.interpolate(latents, noise, times[k]) * known
         x = x + (times[k + 1] - times[k]) * student(x_in, times[k].expand(2), text.tokens, text.mask, text.pooled,
                                                     cond)
-    start = _rollout(student, latents, text, noise, cond, times, segment)
+    start = _rollout(student, text, noise, cond, times, segment)
     assert torch.equal(start[0], noise[0])                           # segment 0 starts at the noise either way
     on_path = flow.interpolate(latents, noise, times[2])
     assert torch.allclose(start[1], (x * (1 - known) + on_path * known)[1], atol=1e-5)

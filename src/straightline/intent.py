@@ -770,7 +770,7 @@ def _finish(request: str, language: str, parsed: dict, params: dict, avoid_items
     assumed += parsed["notes"]
     aspect = fixed.get("aspect", params.get("aspect", default_aspect))
     asked = float(fixed["seconds"] if fixed.get("seconds") else params.get("seconds", default_seconds))
-    seconds = min(asked, MAX_SCENE_SECONDS)        # an image (fixed seconds 0): the scene keeps its default timing
+    seconds = min(asked, MAX_SCENE_SECONDS)        # an image (fixed seconds 0): timed as if no seconds were given
     if seconds < asked:
         assumed.append(f"the caption describes the first {seconds:g} s (generation checks the duration itself)")
     avoid = _avoidance(avoid_items, parsed, assumed)
@@ -1022,7 +1022,7 @@ def expand(request: str, *, seed: int = 0, backend: str = "embedded", llm: LLMCo
             does not say (pass the model's defaults; they are not put in `params`).
         given: the fields the caller set itself (command-line flags, API fields, by validate_request's names),
             which win over the words. The scene, and so a long caption's events, is framed and timed for their
-            size or aspect and their seconds or frames (seconds 0, an image, keeps the scene's default timing),
+            size or aspect and their seconds or frames (seconds 0, an image: timed as if none were given),
             and Intent.request_fields leaves them out. Values that do not parse are left to validate_request.
     Returns:
         Intent.

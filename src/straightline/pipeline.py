@@ -707,11 +707,13 @@ def keep_known_on_path(velocity, cond: torch.Tensor, noise: torch.Tensor):
         velocity: (B, C, T, H, W), (B,) -> (B, C, T, H, W); cond: known latents + mask (B, C + 1, T, H, W);
         noise: (B, C, T, H, W), the pass's starting noise.
     """
-    known, latents = cond[:, -1:], cond[:, :-1]
+    return lambda x, t: velocity(known_on_path(x, cond, noise, t), t)
 
-    def on_path(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return velocity(x * (1 - known) + flow.interpolate(latents, noise, t) * known, t)
-    return on_path
+
+def known_on_path(x: torch.Tensor, cond: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """x with its known latent frames (cond's mask) at t on their path from the noise; t: (B,) or a scalar."""
+    known, latents = cond[:, -1:], cond[:, :-1]
+    return x * (1 - known) + flow.interpolate(latents, noise, t) * known
 
 
 def _times(r: Request, frames: int, device=None) -> torch.Tensor:

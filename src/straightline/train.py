@@ -60,7 +60,7 @@ from .data import (
 from .dit import PRESETS, DiT
 from .errors import InvalidRequest, MediaError
 from .model import ModelInfo, load_info, save_model
-from .pipeline import keep_known_on_path
+from .pipeline import keep_known_on_path, known_on_path
 from .request import parse_interval
 from .sampling import euler
 from .text import FEATURES, TextEmbedding, load_text_encoder
@@ -503,8 +503,7 @@ def distill_loss(student, teacher, latents, text, empty, noise, cond, weight, ti
     t_a, t_b = times[segment], times[segment + 1]                            # (B,)
     x_a = flow.interpolate(latents, noise, t_a)
     if rollout is not None and bool(rollout.any()):
-        x_a = torch.where(rollout.view(-1, 1, 1, 1, 1), _rollout(student, latents, text, noise, cond, times, segment),
-                          x_a)
+        x_a = torch.where(rollout.view(-1, 1, 1, 1, 1), _rollout(student, text, noise, cond, times, segment), x_a)
     pair = TextEmbedding.cat([text, empty])
     with torch.no_grad():
         x = x_a
@@ -522,16 +521,14 @@ def distill_loss(student, teacher, latents, text, empty, noise, cond, weight, ti
 
 
 @torch.no_grad()
-def _rollout(student, latents, text, noise, cond, times, segment):
+def _rollout(student, text, noise, cond, times, segment):
     """x where the student's own sampler (Euler, given frames kept on their path) reaches at times[segment] (B,)
     from `noise`, with the given frames on their path there too."""
     velocity = keep_known_on_path(lambda x, t: student(x, t, text.tokens, text.mask, text.pooled, cond).float(),
                                   cond, noise)
     states = [noise]
     euler(velocity, noise, times[:int(segment.max()) + 1], on_step=lambda i, n, x: states.append(x))
-    x = torch.stack(states)[segment, torch.arange(len(noise))]
-    known = cond[:, -1:]
-    return x * (1 - known) + flow.interpolate(latents, noise, times[segment]) * known
+    return known_on_path(torch.stack(states)[segment, torch.arange(len(noise))], cond, noise, times[segment])
 
 
 # --- checkpoints -----------------------------------------------------------------------------------------

@@ -152,7 +152,7 @@ def expand(body: dict, info) -> tuple[dict, str]:
         body["seed"] = secrets.randbelow(MAX_SEED + 1)
     given = {"negative" if k == "negative_prompt" else k: v for k, v in body.items() if k != "prompt"}
     if body.get("mode") == "image":
-        given["seconds"] = 0             # no duration from the words; the scene keeps its default timing
+        given["seconds"] = 0             # no duration from the words; the scene is timed as without one
     try:
         seed = int(float(body["seed"]))
         intent = expand_intent(body.get("prompt"), seed=seed, default_negative="",
