@@ -1,6 +1,7 @@
 """Prompt adherence, framing and speed of a text-to-video model, on ToyWorld prompts whose scenes are known.
 
     python benchmarks/bench_generate.py --model default --n 200 --seconds 1 --fps 12 --resolution 128 --steps 20 --cfg 5
+    python benchmarks/bench_generate.py --model default --preset fast --n 200    # the distilled 4-step student
 
 Adherence: n in-distribution prompts ("train": new scenes of the training distribution) and n held-out ones
 (the first object is a HELD_OUT colour x shape x motion triple), medium captions, static camera, each
@@ -72,11 +73,11 @@ def framing_table(rows) -> str:
     return "\n".join(lines)
 
 
-def timing(pipe, prompts: list[str], seconds: float, resolution: int, args) -> dict:
+def timing(pipe, prompts: list[str], seconds: float, resolution: int, fields: dict) -> dict:
     """Median phase times over prompts[1:] after a warm-up on prompts[0]. Each run has its own prompt: the text
     encoder caches embeddings, and a repeated prompt would time a cache hit."""
-    requests = [pipe.validate(prompt, seconds=seconds, resolution=resolution, fps=args.fps, steps=args.steps,
-                              cfg=args.cfg, cfg_interval=args.cfg_interval, seed=0) for prompt in prompts]
+    requests = [pipe.validate(prompt, **{**fields, "seconds": seconds, "resolution": resolution, "seed": 0})
+                for prompt in prompts]
     video = pipe.generate(requests[0])[0].frames                      # warm-up: allocator, first calls
     runs = [pipe.generate(request)[0].timings for request in requests[1:]]
     phases = {key: statistics.median(run[key] for run in runs) for key in ("text_s", "sampling_s", "decode_s",
@@ -96,7 +97,9 @@ def main():
     parser.add_argument("--aspect", default="16:9", help="aspect ratio of the adherence prompts' scenes")
     parser.add_argument("--scenario", choices=SCENARIOS, default=None,
                         help="adherence scenes of one ToyWorld scenario only (\"single\": one object); default all")
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--preset", default=None,
+                        help='a preset of the model ("fast": its distilled student): its DiT, steps and guidance')
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's own)")
     parser.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's own)")
     parser.add_argument("--cfg-interval", default=None, metavar="LO,HI",
                         help="diffusion times that are guided (default: the model's own)")
@@ -114,21 +117,24 @@ def main():
     args = parser.parse_args()
 
     pipe = Pipeline(args.model, args.device)
-    args.cfg = pipe.info.default("cfg") if args.cfg is None else args.cfg
+    info = pipe.info.with_preset(args.preset) if args.preset else pipe.info     # the defaults the requests get
+    args.steps = info.default("steps") if args.steps is None else args.steps
+    args.cfg = info.default("cfg") if args.cfg is None else args.cfg
     args.cfg_interval = [float(v) for v in args.cfg_interval.split(",")] if args.cfg_interval else \
-        pipe.info.default("cfg_interval")
-    params = sum(p.numel() for p in pipe.dit.parameters()) / 1e6
+        info.default("cfg_interval")
+    dit = pipe.dit_named(info.default("dit"))
+    params = sum(p.numel() for p in dit.parameters()) / 1e6
     vae_params = sum(p.numel() for p in pipe.vae.parameters()) / 1e6
     print(f"# Generation benchmark: model `{args.model}`\n")
     print(f"{datetime.date.today()}; device {args.device}; {hardware(args.device)}.  ")
     trained = json.dumps(pipe.info.trained) if pipe.info.trained else "not recorded"
-    print(f"DiT {params:.2f}M parameters ({pipe.dit.cfg.dim} wide, {pipe.dit.cfg.depth} blocks), VAE "
+    print(f"DiT `{info.default('dit')}`: {params:.2f}M parameters ({dit.cfg.dim} wide, {dit.cfg.depth} blocks), VAE "
           f"{vae_params:.2f}M, text encoder {pipe.info.text_encoder}; trained on: {trained}.  ")
-    print(f"Generation: {args.steps} {pipe.info.default('sampler')} steps, "
+    print(f"Generation{f' (preset {args.preset})' if args.preset else ''}: {args.steps} {info.default('sampler')} steps, "
           f"cfg {args.cfg:g} at t in {list(args.cfg_interval)}, {args.fps:g} fps.\n")
 
     fields = {"resolution": args.resolution, "fps": args.fps, "steps": args.steps, "cfg": args.cfg,
-              "cfg_interval": args.cfg_interval}
+              "cfg_interval": args.cfg_interval, "preset": args.preset}
     if "adherence" not in args.skip:
         cases = [case for split in ("train", "heldout") for case in
                  prompt_set(args.n, split, aspect=args.aspect, seconds=args.seconds, scenario=args.scenario)]
@@ -178,7 +184,7 @@ def main():
             for k, (seconds, resolution) in enumerate(clips):
                 # prompts no other section used (prompt sets of other seeds share no scene)
                 prompts = [c.prompt for c in prompt_set(args.repeats + 1, "train", seed=1000 + k)]
-                t = timing(timed, prompts, seconds, resolution, args)
+                t = timing(timed, prompts, seconds, resolution, fields)
                 if mode == "eager":
                     eager[k] = t["video"]
                 same = f"{(t['video'].float() - eager[k].float()).abs().mean():.2f} grey levels" \
