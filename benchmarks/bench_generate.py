@@ -128,8 +128,10 @@ def main():
     print(f"# Generation benchmark: model `{args.model}`\n")
     print(f"{datetime.date.today()}; device {args.device}; {hardware(args.device)}.  ")
     trained = json.dumps(pipe.info.trained) if pipe.info.trained else "not recorded"
+    recipe = "trained on" if info.default("dit") == "dit" else \
+        "a preset's own DiT, whose recipe model.json does not hold; the model's DiT `dit` was trained on"
     print(f"DiT `{info.default('dit')}`: {params:.2f}M parameters ({dit.cfg.dim} wide, {dit.cfg.depth} blocks), "
-          f"VAE {vae_params:.2f}M, text encoder {pipe.info.text_encoder}; trained on: {trained}.  ")
+          f"VAE {vae_params:.2f}M, text encoder {pipe.info.text_encoder}; {recipe}: {trained}.  ")
     print(f"Generation{f' (preset {args.preset})' if args.preset else ''}: {args.steps} {info.default('sampler')} steps, "
           f"cfg {args.cfg:g} at t in {list(args.cfg_interval)}, {args.fps:g} fps.\n")
 

@@ -8,12 +8,14 @@ Clips are small (short side 96, 12 fps, 1-2 s) and counts tiny."""
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 from conftest import tiny_model_folder
 
 from straightline.cli import main
+from straightline.dit import DiT
 from straightline.eval import physics, stats
 from straightline.eval.classifier import DEFAULT_PATH as CLASSIFIER
 from straightline.eval.distance import frechet
@@ -154,6 +156,36 @@ def assert_figures_exist(out):
     assert names
     for name in names:
         assert (out / "figures" / name).is_file(), name
+
+
+def test_cli_evaluates_a_preset_against_the_model_s_own_defaults(tmp_path, monkeypatch, capsys):
+    """`eval --preset fast` scores what `generate --preset fast` makes: the preset's own DiT, steps and guidance
+    on every request, here beside the same model without it."""
+    model = tiny_model_folder(tmp_path / "model", {"max_tokens": 1024, "steps": 3, "cfg": 2.0})
+    DiT.load(model / "dit").save(model / "dit-fast")
+    info = json.loads((model / "model.json").read_text())
+    (model / "model.json").write_text(json.dumps(info | {"presets": {"fast": {"dit": "dit-fast", "steps": 1,
+                                                                               "cfg": 1.0}}}))
+    monkeypatch.setitem(SUITES, "quick", replace(TINY, steps=None, cfg=None))
+    out = tmp_path / "report"
+    assert main(["eval", "--model", str(model), "--preset", "fast", "--compare", str(model), "-o", str(out)]) == 0
+    runs = json.loads((out / "report.json").read_text())["runs"]
+    assert [r["label"] for r in runs] == [f"{model} (preset fast)", str(model)]
+    assert [(r["model"]["preset"], r["model"]["defaults"]["dit"]) for r in runs] == [("fast", "dit-fast"),
+                                                                                    (None, "dit")]
+    speed = [r["sections"]["speed"]["table"][0] for r in runs]
+    assert [(row["steps"], row["cfg"]) for row in speed] == [(1, 1.0), (3, 2.0)]     # what the requests were
+    assert speed[0]["tflops"] < speed[1]["tflops"] / 5                                # 1 pass against 3 x 2
+    assert f"`{model} (preset fast)`" in (out / "report.md").read_text()
+    for args, field in ((["--preset", "turbo"], "preset"), (["--compare", "reference", "--compare-preset", "fast"],
+                                                           "compare_preset")):
+        assert main(["eval", "--model", str(model), *args, "-o", str(tmp_path / "r")]) == 2
+        err = capsys.readouterr().err
+        assert f"{field}=" in err and ("fast" in err if field == "preset" else "reference" in err)
+    (model / "model.json").write_text(json.dumps(info | {"presets": {"fast": {"dit": "dit-gone"}}}))
+    assert main(["eval", "--model", str(model), "--preset", "fast", "-o", str(tmp_path / "r")]) == 2
+    assert "model folder" in capsys.readouterr().err                                 # before the suite ran
+    assert not (tmp_path / "r" / "report.json").exists()
 
 
 def test_cli_names_a_missing_model(tmp_path, capsys):

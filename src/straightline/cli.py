@@ -405,23 +405,37 @@ def _generation_args(p, seconds_help: str | None = "duration, 0 for an image (or
 # --- eval ------------------------------------------------------------------------------------------------
 
 def cmd_eval(args) -> None:
+    from .errors import InvalidRequest
     from .eval.reference import is_reference, reference_pipeline
     from .eval.report import load_run, run_suite, suite_with, write_report
     from .model import load_info
     from .pipeline import Pipeline
 
-    def pipeline_of(model):
+    def pipeline_of(model, preset, flag):
         if is_reference(model):
+            if preset:
+                raise InvalidRequest(flag, preset, "no preset with a reference (ToyWorld's renders have none)")
             return reference_pipeline(model)
-        load_info(model)            # a clear error for a wrong path before anything loads
-        return Pipeline(model, args.device)
+        info = load_info(model)     # a clear error for a wrong path before anything loads
+        pipe = Pipeline(model, args.device)
+        if preset:                  # and for a wrong preset, or a missing DiT of its own, before the suite runs
+            try:
+                pipe.dit_named(info.with_preset(preset).default("dit"))
+            except InvalidRequest as err:
+                raise InvalidRequest(flag, preset, err.allowed) from None
+        return pipe
 
     suite = suite_with(args.suite, adherence_n=args.n, seed=args.seed)
     earlier = None
     if args.compare and Path(args.compare, "report.json" if Path(args.compare).is_dir() else "").is_file():
+        if args.compare_preset:
+            raise InvalidRequest("compare_preset", args.compare_preset, "no preset with an earlier report")
         earlier = load_run(args.compare, figures_to=args.out)[0]   # an earlier report: not run again
-    pipelines = [pipeline_of(args.model)] + ([pipeline_of(args.compare)] if args.compare and not earlier else [])
-    runs = [run_suite(p, suite, args.out, label=str(m)) for p, m in zip(pipelines, (args.model, args.compare))]
+    compared = [(args.model, args.preset, "preset")] + \
+        ([(args.compare, args.compare_preset, "compare_preset")] if args.compare and not earlier else [])
+    pipelines = [pipeline_of(*c) for c in compared]
+    runs = [run_suite(p, suite, args.out, label=str(m) + (f" (preset {preset})" if preset else ""), preset=preset)
+            for p, (m, preset, _) in zip(pipelines, compared)]
     json_path, md_path = write_report(args.out, runs + ([earlier] if earlier else []))
     print(f"wrote {md_path} and {json_path}")
 
@@ -748,6 +762,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("-o", "--out", required=True, help="report folder")
     ev.add_argument("--compare", help="a second model (folder, 'default', reference[:DAMAGE]) run on the same "
                     "cases, or an earlier report folder; the report shows both and their difference")
+    ev.add_argument("--preset", help='a preset of --model that every request takes, as generate --preset does '
+                    '("fast": the shipped model\'s 4-step student); e.g. --model default --preset fast --compare '
+                    'default compares the student with its teacher')
+    ev.add_argument("--compare-preset", help="the same for --compare")
     ev.add_argument("--n", type=int, help="prompts per adherence split (default: the suite's)")
     ev.add_argument("--seed", type=int, help="generation seed of the first case (default 0)")
     ev.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",

@@ -394,13 +394,16 @@ def _contact_sheets(pool, figures: Path, label: str, count: int = 3) -> list[dic
     return sheets
 
 
-def run_suite(pipeline, suite: Suite, out, *, label: str = "model", sections=SECTIONS, quiet: bool = False) -> dict:
+def run_suite(pipeline, suite: Suite, out, *, label: str = "model", sections=SECTIONS, quiet: bool = False,
+              preset: str | None = None) -> dict:
     """Run a suite's sections on a pipeline (pipeline.Pipeline, or eval.reference.WorldPipeline).
 
     Args:
         out: the report folder; figures go to out/figures.
         label: the model's name in the report (its path).
         sections: which of SECTIONS to run.
+        preset: a preset of the model ("fast": the shipped model's distilled student) that every request takes,
+            as `generate --preset` does: its DiT, steps and guidance, under the suite's own fields.
     Returns:
         {"label", "suite", "device", "hardware", "model", "seconds", "metrics": [...], "sections": {...},
          "figures": [...], "sheets": [...]}: JSON-ready once write_report drops the clips.
@@ -409,7 +412,8 @@ def run_suite(pipeline, suite: Suite, out, *, label: str = "model", sections=SEC
     figures = Path(out) / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     fields = {k: v for k, v in (("resolution", suite.resolution), ("fps", suite.fps), ("steps", suite.steps),
-                                ("cfg", suite.cfg)) if v is not None}
+                                ("cfg", suite.cfg), ("preset", preset)) if v is not None}
+    info = pipeline.info.with_preset(preset) if preset else pipeline.info      # the defaults the requests get
     start = time.perf_counter()
     pool, metrics, details, extra_figures = [], [], {}, []
     log(f"{label}: suite {suite.name}, sections {', '.join(sections)}")
@@ -435,11 +439,11 @@ def run_suite(pipeline, suite: Suite, out, *, label: str = "model", sections=SEC
     if "vae" in sections:
         m, details["vae"] = _vae(pipeline, suite, log)
         metrics += m
-    dit = getattr(pipeline, "dit", None)
+    dit = pipeline.dit_named(info.default("dit")) if preset else getattr(pipeline, "dit", None)
     model = {"dit_parameters": sum(p.numel() for p in dit.parameters()) if dit is not None else None,
-             "defaults": {k: pipeline.info.default(k) for k in ("fps", "seconds", "resolution", "steps", "cfg",
-                                                                "cfg_interval", "sampler")},
-             "trained": getattr(pipeline.info, "trained", {})}
+             "defaults": {k: info.default(k) for k in ("fps", "seconds", "resolution", "steps", "cfg",
+                                                       "cfg_interval", "sampler", "dit")},
+             "preset": preset, "trained": getattr(pipeline.info, "trained", {})}
     device = str(getattr(pipeline, "device", "cpu"))
     return {"label": label, "suite": asdict(suite), "device": device, "hardware": hardware(device),
             "model": model, "seconds": time.perf_counter() - start, "metrics": metrics, "sections": details,

@@ -14,7 +14,7 @@ from .adherence import prompt_set
 
 def dit_flops(pipeline, request) -> float | None:
     """Estimated forward FLOPs of the DiT for one request (None when the pipeline has no DiT)."""
-    dit = getattr(pipeline, "dit", None)
+    dit = pipeline.dit_named(request.dit) if hasattr(pipeline, "dit_named") else getattr(pipeline, "dit", None)
     if dit is None or not hasattr(dit, "flops_per_token"):
         return None
     from ..pipeline import dit_forwards
