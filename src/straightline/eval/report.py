@@ -439,7 +439,7 @@ def run_suite(pipeline, suite: Suite, out, *, label: str = "model", sections=SEC
     if "vae" in sections:
         m, details["vae"] = _vae(pipeline, suite, log)
         metrics += m
-    dit = pipeline.dit_named(info.default("dit")) if preset else getattr(pipeline, "dit", None)
+    dit = pipeline.dit_named(info.default("dit")) if hasattr(pipeline, "dit_named") else getattr(pipeline, "dit", None)
     model = {"dit_parameters": sum(p.numel() for p in dit.parameters()) if dit is not None else None,
              "defaults": {k: info.default(k) for k in ("fps", "seconds", "resolution", "steps", "cfg",
                                                        "cfg_interval", "sampler", "dit")},
