@@ -390,6 +390,7 @@ for steps in [a for a in rest if a.isdigit()]:
         for name in ("train_state.safetensors", "train_state.json"):
             shutil.copy(Path(out) / name, Path(out) / f"{steps}.{name}")
 if torch.distributed.is_initialized():
+    torch.distributed.barrier()              # every rank done with gloo before any tears it down
     torch.distributed.destroy_process_group()
 """
 
