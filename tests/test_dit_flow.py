@@ -1,5 +1,7 @@
 """Rectified-flow math, samplers and the diffusion transformer: known answers on tiny configs."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -109,6 +111,41 @@ def test_widened_text_projections_compute_what_the_model_did_until_trained(tmp_p
     assert torch.allclose(model(x, t, extra(text), mask, extra(pooled)), before, atol=1e-6)
     model.save(tmp_path)
     assert DiT.load(tmp_path).cfg.text_dim == 768
+
+
+def test_frame_position_is_absolute_and_means_the_same_at_any_size():
+    from straightline.layers import frame_position
+    small, large = frame_position((3, 4, 8), 4), frame_position((1, 8, 16), 4)
+    assert small.shape == (3 * 4 * 8, 16)
+    frames = small.reshape(3, 32, 16)
+    assert torch.equal(frames[0], frames[1]) and torch.equal(frames[0], frames[2])   # the same in every frame
+    assert len({tuple(row.tolist()) for row in frames[0]}) == 32                    # every cell its own
+    # the first frequency is a fraction of the frame: the upper-left cell and the centre read alike at both sizes
+    first = [0, 4, 8, 12]                                # sin and cos of π·u, then of π·v
+    corner = lambda f, w: f.reshape(-1, w, 16)[0, 0, first]
+    assert torch.allclose(corner(small, 8), corner(large, 16), atol=0.25)
+    assert not torch.allclose(small[0], small[-1], atol=0.5)                         # upper left ≠ lower right
+
+
+def test_added_frame_position_computes_what_the_model_did_until_trained(tmp_path):
+    torch.manual_seed(0)
+    model = DiT(PRESETS["tiny"])
+    for p in model.parameters():                      # a "trained" model: no zero layers left
+        torch.nn.init.normal_(p, std=0.05)
+    inputs = tiny_inputs()
+    before = model(**inputs)
+    model.add_position(4)
+    assert model.cfg.position_freqs == 4
+    assert torch.allclose(model(**inputs), before, atol=1e-6)
+    with pytest.raises(ValueError, match="already"):
+        model.add_position(4)
+    torch.nn.init.normal_(model.position.weight, std=0.05)   # trained: the output now depends on the place
+    assert not torch.allclose(model(**inputs), before, atol=1e-3)
+    model.save(tmp_path)
+    loaded = DiT.load(tmp_path)
+    assert loaded.cfg.position_freqs == 4 and torch.allclose(loaded(**inputs), model(**inputs), atol=2e-2)
+    fresh = DiT(replace(PRESETS["tiny"], position_freqs=4))   # from scratch: the layer starts at zero too
+    assert fresh.position.weight.abs().max() == 0
 
 
 def test_input_embeddings_keep_direction_words_apart_where_the_last_layer_merges_them():

@@ -550,17 +550,20 @@ def test_fine_tune_from_a_model_folder_on_a_video_folder(vae_path, tmp_path):
     assert torch.allclose(start[key].float(), tuned_weights[f"model.{key}"], atol=1e-5)
 
 
-def test_fine_tuning_onto_input_embeddings_starts_from_the_model_and_generates(vae_path, tmp_path):
+def test_fine_tuning_onto_input_embeddings_and_frame_position_starts_from_the_model_and_generates(vae_path, tmp_path):
     from straightline.pipeline import Pipeline
 
     base, tuned = tmp_path / "base", tmp_path / "tuned"
     train(tiny_config(vae_path, steps=2), base, sample_every=0, progress=False)
-    train(tiny_config(vae_path, steps=1, init=str(base), lr=1e-9, warmup=1, text_features="last+embeddings"), tuned,
-          sample_every=0, progress=False)
+    train(tiny_config(vae_path, steps=1, init=str(base), lr=1e-9, warmup=1, text_features="last+embeddings",
+                      position_freqs=3), tuned, sample_every=0, progress=False)
     start, now = load_file(str(base / "dit" / "dit.safetensors")), load_file(str(tuned / "dit" / "dit.safetensors"))
     assert now["text_tokens.weight"].shape == (64, 768)
     assert torch.allclose(now["text_tokens.weight"][:, :384].float(), start["text_tokens.weight"].float(), atol=1e-4)
     assert now["text_tokens.weight"][:, 384:].abs().max() < 1e-4               # new columns: from zero
+    assert now["position.weight"].shape == (64, 12) and now["position.weight"].abs().max() < 1e-4   # the frame position
+    with pytest.raises(InvalidRequest, match="position_freqs"):    # a model reads one kind of frame position
+        train(tiny_config(vae_path, steps=2, init=str(tuned), position_freqs=4), tmp_path / "other", progress=False)
     tuned_info = json.loads((tuned / "model.json").read_text())
     assert tuned_info["text_features"] == "last+embeddings"
     assert "cfg" not in tuned_info["defaults"]                       # the base run had none to pass on

@@ -187,8 +187,8 @@ def cmd_vae_stats(args) -> None:
 def cmd_train(args) -> None:
     from .request import parse_interval
     from .train import TrainConfig, train
-    fields = ("preset", "vae", "text_encoder", "text_features", "init", "fps", "cache_clips", "shard_clips",
-              "image_share", "token_budget", "steps", "lr", "warmup", "ema", "text_dropout", "cond_prob",
+    fields = ("preset", "vae", "text_encoder", "text_features", "init", "position_freqs", "fps", "cache_clips",
+              "shard_clips", "image_share", "token_budget", "steps", "lr", "warmup", "ema", "text_dropout", "cond_prob",
               "object_weight", "reverse_pairs", "shape_pairs", "pair_weight", "seed", "distill_steps", "distill_cfg",
               "distill_substeps", "distill_rollout", "student_init")
     values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
@@ -594,6 +594,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what the DiT reads of the text encoder: its last layer (default), or that and each token's "
                         "input embedding, which keeps words like left/right apart (widens an --init model's text "
                         "projections with zeros)")
+    t.add_argument("--position-freqs", type=int, metavar="N",
+                   help="let the DiT read where each token sits in the frame (N Fourier frequencies, e.g. 4; an "
+                        "--init model without it gains it at zero): RoPE alone gives only relative offsets, so "
+                        "the layout, start positions and position words are otherwise left to the noise")
     t.add_argument("--object-weight", type=float, help="loss weight of the latent cells ToyWorld's objects cover, "
                    "against 1 for the background (default 1: all alike; with --distill-steps, how closely the student "
                    "matches its teacher there); video files have no object masks")

@@ -6,6 +6,11 @@ Lt text tokens of width Dt. t is diffusion time (B,), 0 = noise, 1 = data (flow.
 Reading order: patches -> tokens, the block (adaLN-zero self-attention with 3D RoPE and QK-norm,
 cross-attention to text, MLP), the final layer, the model, the presets.
 
+Position: 3D RoPE gives attention relative offsets in time and space. With `position_freqs` > 0, each token also
+gets Fourier features of its absolute place in the frame (layers.frame_position, as fractions of the width and
+height), through a linear layer that starts at zero: where an object starts and which third of the frame a caption
+names can then be drawn, where RoPE alone leaves the layout to the noise.
+
 Frame conditioning (image-to-video, extension, loops, connecting clips) enters as extra input channels:
 the known latents (zeros elsewhere) and a mask that is 1 on known latent frames. Text-to-video passes zeros.
 """
@@ -20,7 +25,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from safetensors.torch import load_file, save_file
 
-from .layers import RMSNorm, TimestepEmbedder, apply_rope, modulate, rope_3d
+from .layers import RMSNorm, TimestepEmbedder, apply_rope, frame_position, modulate, rope_3d
 
 
 @dataclass
@@ -32,6 +37,7 @@ class DiTConfig:
     heads: int = 6
     text_dim: int = 384                       # width of the text encoder's token embeddings
     mlp_ratio: float = 4.0
+    position_freqs: int = 0                   # > 0: absolute frame position as Fourier features (frame_position)
 
     @property
     def in_channels(self) -> int:
@@ -118,6 +124,8 @@ class DiT(nn.Module):
         self.time_embed = TimestepEmbedder(cfg.dim)
         self.text_pooled = nn.Linear(cfg.text_dim, cfg.dim)
         self.text_tokens = nn.Linear(cfg.text_dim, cfg.dim)
+        if cfg.position_freqs:
+            self.position = nn.Linear(4 * cfg.position_freqs, cfg.dim)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.final = FinalLayer(cfg)
         self.initialize_weights()
@@ -138,6 +146,8 @@ class DiT(nn.Module):
             nn.init.zeros_(block.ada[-1].weight)
             nn.init.zeros_(block.ada[-1].bias)
             nn.init.zeros_(block.cross.out.weight)  # cross-attention is ungated: zero its output instead
+        if self.cfg.position_freqs:   # starts at zero: a model given it computes what it did without it
+            nn.init.zeros_(self.position.weight)
         # zero output layer: the untrained model predicts zero velocity rather than noise
         nn.init.zeros_(self.final.ada[-1].weight)
         nn.init.zeros_(self.final.ada[-1].bias)
@@ -164,6 +174,8 @@ class DiT(nn.Module):
                            pt=pt, ph=ph, pw=pw)                     # (B, C', T, H, W) -> (B, L, C'·pt·ph·pw)
         tokens = self.patch_embed(tokens)
         grid = (T // pt, H // ph, W // pw)
+        if self.cfg.position_freqs:
+            tokens = tokens + self.position(frame_position(grid, self.cfg.position_freqs, x.device).to(tokens.dtype))
         rope = rope_3d(grid, self.cfg.dim // self.cfg.heads, device=x.device)
         c = self.time_embed(t) + self.text_pooled(text_pooled)
         context = self.text_tokens(text)
@@ -190,6 +202,18 @@ class DiT(nn.Module):
                 wide.bias.copy_(layer.bias)
             setattr(self, name, wide)
         self.cfg = DiTConfig(**{**asdict(self.cfg), "text_dim": text_dim})
+        return self
+
+    def add_position(self, freqs: int) -> "DiT":
+        """Give a model trained without it the absolute frame position (`freqs` frequencies, frame_position). Its
+        layer starts at zero, so the model computes exactly what it did until training teaches it to use it."""
+        if self.cfg.position_freqs:
+            raise ValueError(f"this DiT already reads the frame position ({self.cfg.position_freqs} frequencies)")
+        device, dtype = self.patch_embed.weight.device, self.patch_embed.weight.dtype
+        self.position = nn.Linear(4 * freqs, self.cfg.dim).to(device, dtype)
+        nn.init.zeros_(self.position.weight)
+        nn.init.zeros_(self.position.bias)
+        self.cfg = DiTConfig(**{**asdict(self.cfg), "position_freqs": freqs})
         return self
 
     def flops_per_token(self, tokens: int, text_tokens: int = 32) -> float:

@@ -1,5 +1,5 @@
-"""The few modules the diffusion transformer shares: RMSNorm, the timestep embedding, adaLN modulation and
-3D rotary position embedding."""
+"""The few modules the diffusion transformer shares: RMSNorm, the timestep embedding, adaLN modulation,
+3D rotary position embedding and the frame position."""
 
 import math
 
@@ -69,3 +69,19 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     """Rotate (B, heads, L, head_dim) by position: channel i pairs with channel i + head_dim/2."""
     x1, x2 = x.float().chunk(2, dim=-1)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
+
+
+def frame_position(grid: tuple[int, int, int], freqs: int, device=None) -> torch.Tensor:
+    """Fourier features (L, 4 * freqs) of where each token of a T×H×W grid sits in the frame: sin and cos of
+    2^k·π·u and 2^k·π·v for k < freqs, where u and v in (0, 1) are its cell centre's share of the width and the
+    height (the same in every latent frame). RoPE tells attention only relative offsets, so a model with RoPE alone
+    cannot tell the frame's upper left from its centre; these features are absolute, and being fractions of the
+    frame they mean the same at any size and aspect."""
+    T, H, W = grid
+    f = math.pi * 2.0 ** torch.arange(freqs, device=device, dtype=torch.float32)           # (F,)
+    u = (torch.arange(W, device=device, dtype=torch.float32) + 0.5) / W
+    v = (torch.arange(H, device=device, dtype=torch.float32) + 0.5) / H
+    fu, fv = u[:, None] * f, v[:, None] * f                                                  # (W, F), (H, F)
+    fu, fv = torch.cat([fu.sin(), fu.cos()], dim=-1), torch.cat([fv.sin(), fv.cos()], dim=-1)
+    return torch.cat([fu[None, None].expand(T, H, W, -1), fv[None, :, None].expand(T, H, W, -1)],
+                     dim=-1).reshape(T * H * W, 4 * freqs)

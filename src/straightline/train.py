@@ -90,6 +90,8 @@ class TrainConfig:
     text_features: str = "last"              # what the DiT reads of it (text.FEATURES); "last+embeddings" on an
                                              # `init` trained on "last" widens its text projections (DiT.widen_text)
     init: str | None = None                  # start from this model folder's DiT (fine-tuning), else scratch
+    position_freqs: int = 0                  # > 0: the DiT reads its tokens' absolute place in the frame
+                                             # (dit.DiTConfig.position_freqs); an `init` without it gains it at zero
     resolutions: tuple[int, ...] = (128,)    # short sides of the buckets
     aspects: tuple[str, ...] = ("16:9", "9:16", "1:1", "4:3")
     seconds: tuple[float, ...] = (1.0, 2.0)  # clip durations (0 = 1-frame image buckets)
@@ -149,6 +151,8 @@ class TrainConfig:
                                  "shares of steps that add up to at most 1")
         if not 0 <= self.pair_weight <= 100:
             raise InvalidRequest("pair_weight", self.pair_weight, "a loss weight in [0, 100]; 0: no difference loss")
+        if not 0 <= self.position_freqs <= 16:
+            raise InvalidRequest("position_freqs", self.position_freqs, "0 (RoPE alone) to 16 frequencies")
         if self.token_budget < 1 or self.cache_clips < 1 or self.shard_clips < 1:
             raise InvalidRequest("token_budget/cache_clips/shard_clips", None, "positive integers")
         if self.distill_steps and not self.init:
@@ -709,7 +713,13 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
         model = DiT.load(Path(cfg.init) / "dit" if cfg.init != "default" else
                          Path(__file__).parent / "weights" / "dit", device=device).train()
     else:
-        model = DiT(replace(PRESETS[cfg.preset], text_dim=text_encoder.dim)).to(device).train()
+        model = DiT(replace(PRESETS[cfg.preset], text_dim=text_encoder.dim,
+                            position_freqs=cfg.position_freqs)).to(device).train()
+    if cfg.position_freqs and not model.cfg.position_freqs:
+        model.add_position(cfg.position_freqs)  # an init without it: its layer starts at zero
+    elif cfg.position_freqs not in (0, model.cfg.position_freqs):
+        raise InvalidRequest("position_freqs", cfg.position_freqs, f"{model.cfg.position_freqs}, as the --init "
+                             "model reads the frame position (or 0 to keep it)")
     if cfg.text_features == "last+embeddings" and 2 * model.cfg.text_dim == text_encoder.dim:
         model.widen_text(text_encoder.dim)      # an init trained on "last": the new columns start at zero
     if model.cfg.text_dim != text_encoder.dim:
