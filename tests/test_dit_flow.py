@@ -115,16 +115,17 @@ def test_widened_text_projections_compute_what_the_model_did_until_trained(tmp_p
 
 def test_frame_position_is_absolute_and_means_the_same_at_any_size():
     from straightline.layers import frame_position
-    small, large = frame_position((3, 4, 8), 4), frame_position((1, 8, 16), 4)
-    assert small.shape == (3 * 4 * 8, 16)
-    frames = small.reshape(3, 32, 16)
-    assert torch.equal(frames[0], frames[1]) and torch.equal(frames[0], frames[2])   # the same in every frame
-    assert len({tuple(row.tolist()) for row in frames[0]}) == 32                    # every cell its own
-    # the first frequency is a fraction of the frame: the upper-left cell and the centre read alike at both sizes
-    first = [0, 4, 8, 12]                                # sin and cos of π·u, then of π·v
-    corner = lambda f, w: f.reshape(-1, w, 16)[0, 0, first]
+    small, large = frame_position((3, 4, 8), 4), frame_position((3, 8, 16), 4)
+    assert small.shape == (3 * 4 * 8, 24)
+    time, place = small.reshape(3, 32, 24)[..., :8], small.reshape(3, 32, 24)[..., 8:]
+    assert torch.equal(place[0], place[1]) and torch.equal(place[0], place[2])       # the place: the same in every frame
+    assert len({tuple(row.tolist()) for row in place[0]}) == 32                      # and every cell its own
+    assert torch.equal(time[:, 0], time[:, -1]) and not torch.allclose(time[0], time[1])   # the time: per frame
+    # place is a fraction of the frame: the upper-left cell reads alike at both sizes at the first frequency
+    first = [8, 12, 16, 20]                              # sin and cos of π·v, then of π·u
+    corner = lambda f, w: f.reshape(3, -1, w, 24)[0, 0, 0, first]
     assert torch.allclose(corner(small, 8), corner(large, 16), atol=0.25)
-    assert not torch.allclose(small[0], small[-1], atol=0.5)                         # upper left ≠ lower right
+    assert not torch.allclose(small[0, 8:], small[31, 8:], atol=0.5)                  # upper left ≠ lower right
 
 
 def test_added_frame_position_computes_what_the_model_did_until_trained(tmp_path):

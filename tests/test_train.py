@@ -561,7 +561,7 @@ def test_fine_tuning_onto_input_embeddings_and_frame_position_starts_from_the_mo
     assert now["text_tokens.weight"].shape == (64, 768)
     assert torch.allclose(now["text_tokens.weight"][:, :384].float(), start["text_tokens.weight"].float(), atol=1e-4)
     assert now["text_tokens.weight"][:, 384:].abs().max() < 1e-4               # new columns: from zero
-    assert now["position.weight"].shape == (64, 12) and now["position.weight"].abs().max() < 1e-4   # the frame position
+    assert now["position.weight"].shape == (64, 18) and now["position.weight"].abs().max() < 1e-4   # the frame position
     with pytest.raises(InvalidRequest, match="position_freqs"):    # a model reads one kind of frame position
         train(tiny_config(vae_path, steps=2, init=str(tuned), position_freqs=4), tmp_path / "other", progress=False)
     tuned_info = json.loads((tuned / "model.json").read_text())

@@ -7,9 +7,10 @@ Reading order: patches -> tokens, the block (adaLN-zero self-attention with 3D R
 cross-attention to text, MLP), the final layer, the model, the presets.
 
 Position: 3D RoPE gives attention relative offsets in time and space. With `position_freqs` > 0, each token also
-gets Fourier features of its absolute place in the frame (layers.frame_position, as fractions of the width and
-height), through a linear layer that starts at zero: where an object starts and which third of the frame a caption
-names can then be drawn, where RoPE alone leaves the layout to the noise.
+gets Fourier features of its absolute place in the frame (as fractions of the width and height) and in the clip
+(latent frames from the first), layers.frame_position, through a linear layer that starts at zero: where an
+object starts, how far it has moved by a given frame, and which third of the frame a caption names can then be
+drawn, where RoPE alone leaves the layout to the noise.
 
 Frame conditioning (image-to-video, extension, loops, connecting clips) enters as extra input channels:
 the known latents (zeros elsewhere) and a mask that is 1 on known latent frames. Text-to-video passes zeros.
@@ -37,7 +38,7 @@ class DiTConfig:
     heads: int = 6
     text_dim: int = 384                       # width of the text encoder's token embeddings
     mlp_ratio: float = 4.0
-    position_freqs: int = 0                   # > 0: absolute frame position as Fourier features (frame_position)
+    position_freqs: int = 0                   # > 0: absolute place in frame and clip, Fourier features (frame_position)
 
     @property
     def in_channels(self) -> int:
@@ -125,7 +126,7 @@ class DiT(nn.Module):
         self.text_pooled = nn.Linear(cfg.text_dim, cfg.dim)
         self.text_tokens = nn.Linear(cfg.text_dim, cfg.dim)
         if cfg.position_freqs:
-            self.position = nn.Linear(4 * cfg.position_freqs, cfg.dim)
+            self.position = nn.Linear(6 * cfg.position_freqs, cfg.dim)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.final = FinalLayer(cfg)
         self.initialize_weights()
@@ -210,7 +211,7 @@ class DiT(nn.Module):
         if self.cfg.position_freqs:
             raise ValueError(f"this DiT already reads the frame position ({self.cfg.position_freqs} frequencies)")
         device, dtype = self.patch_embed.weight.device, self.patch_embed.weight.dtype
-        self.position = nn.Linear(4 * freqs, self.cfg.dim).to(device, dtype)
+        self.position = nn.Linear(6 * freqs, self.cfg.dim).to(device, dtype)
         nn.init.zeros_(self.position.weight)
         nn.init.zeros_(self.position.bias)
         self.cfg = DiTConfig(**{**asdict(self.cfg), "position_freqs": freqs})

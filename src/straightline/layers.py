@@ -72,16 +72,21 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 def frame_position(grid: tuple[int, int, int], freqs: int, device=None) -> torch.Tensor:
-    """Fourier features (L, 4 * freqs) of where each token of a T×H×W grid sits in the frame: sin and cos of
-    2^k·π·u and 2^k·π·v for k < freqs, where u and v in (0, 1) are its cell centre's share of the width and the
-    height (the same in every latent frame). RoPE tells attention only relative offsets, so a model with RoPE alone
-    cannot tell the frame's upper left from its centre; these features are absolute, and being fractions of the
-    frame they mean the same at any size and aspect."""
+    """Fourier features (L, 6 * freqs) of where each token of a T×H×W grid sits in the frame and in the clip.
+
+    Place: sin and cos of 2^k·π·u and 2^k·π·v for k < freqs, where u and v in (0, 1) are its cell centre's share
+    of the width and the height; being fractions of the frame they mean the same at any size and aspect. Time: sin
+    and cos of π·i / 2^k for k = 1 … freqs, where i counts latent frames from the clip's (or pass's) first.
+    RoPE tells attention only relative offsets, so a model with RoPE alone can tell neither the frame's upper left
+    from its centre nor the clip's fourth frame from its first: from pure noise it cannot say where an object
+    starts or how far it has moved by a given frame, whatever the caption says."""
     T, H, W = grid
-    f = math.pi * 2.0 ** torch.arange(freqs, device=device, dtype=torch.float32)           # (F,)
+    k = torch.arange(freqs, device=device, dtype=torch.float32)
+    f, g = math.pi * 2.0 ** k, math.pi / 2.0 ** (k + 1)                                     # (F,) each
     u = (torch.arange(W, device=device, dtype=torch.float32) + 0.5) / W
     v = (torch.arange(H, device=device, dtype=torch.float32) + 0.5) / H
-    fu, fv = u[:, None] * f, v[:, None] * f                                                  # (W, F), (H, F)
-    fu, fv = torch.cat([fu.sin(), fu.cos()], dim=-1), torch.cat([fv.sin(), fv.cos()], dim=-1)
-    return torch.cat([fu[None, None].expand(T, H, W, -1), fv[None, :, None].expand(T, H, W, -1)],
-                     dim=-1).reshape(T * H * W, 4 * freqs)
+    i = torch.arange(T, device=device, dtype=torch.float32)
+    sincos = lambda a: torch.cat([a.sin(), a.cos()], dim=-1)
+    fu, fv, fi = sincos(u[:, None] * f), sincos(v[:, None] * f), sincos(i[:, None] * g)
+    return torch.cat([fi[:, None, None].expand(T, H, W, -1), fv[None, :, None].expand(T, H, W, -1),
+                      fu[None, None].expand(T, H, W, -1)], dim=-1).reshape(T * H * W, 6 * freqs)
