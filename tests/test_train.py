@@ -219,6 +219,12 @@ def test_distilling_further_starts_the_student_from_student_init(vae_path, tmp_p
                                for d in ("teacher", "student", "again"))
     assert any(not torch.equal(teacher[k], student[k]) for k in teacher)
     assert all(torch.equal(student[k], again[k]) for k in student)
+    # a teacher that gained the frame position: the old student gains it too, at zero
+    placed = tiny_config(vae_path, steps=1, lr=0.0, init=str(tmp_path / "teacher"), distill_steps=2, distill_substeps=2,
+                         student_init=str(tmp_path / "student" / "dit"), position_freqs=2)
+    train(placed, tmp_path / "placed", sample_every=0, progress=False)
+    placed = load_file(str(tmp_path / "placed" / "dit" / "dit.safetensors"))
+    assert all(torch.equal(student[k], placed[k]) for k in student) and placed["position.weight"].abs().max() == 0
     with pytest.raises(InvalidRequest, match="student_init"):
         tiny_config(vae_path, init=str(tmp_path / "teacher"), student_init=str(tmp_path / "student" / "dit")).check()
 

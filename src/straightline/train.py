@@ -730,6 +730,8 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
     if cfg.student_init:   # the student goes on from an earlier distillation; the teacher stays `init`
         student = DiT.load(Path(__file__).parent / "weights" / "dit-fast" if cfg.student_init == "default" else
                            Path(cfg.student_init), device=device)
+        if model.cfg.position_freqs and not student.cfg.position_freqs:
+            student.add_position(model.cfg.position_freqs)   # a student from before its teacher gained it
         if student.cfg != model.cfg:
             raise InvalidRequest("student_init", cfg.student_init, f"a DiT of the teacher's shape ({model.cfg})")
         model.load_state_dict(student.state_dict())
