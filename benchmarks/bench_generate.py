@@ -10,6 +10,11 @@ in straightline/eval/adherence.py. "heldout: novel object" scores only the held-
 (95% Wilson interval, n). Motion is an extra column (motion words from short clips are ~97% right on ground
 truth).
 
+Steering (adherence.steering): one-object sliding scenes generated from their caption and from it with the
+direction reversed, same seed: does the word turn the motion round? Placement (adherence.placement): a still
+object in each third of the view, its long caption naming the third ("... in the upper left"): is it drawn there?
+Chance is 1 in 9.
+
 Framing: the first --framing-n prompts at 16:9 and 9:16, generated at that aspect vs as a square of the long
 side centre-cropped to it (same seed, same output size); the share of frames in which every perceived object
 is in view with its box clear of the frame edge. "reference" rows score ToyWorld's own renders framed the
@@ -30,7 +35,7 @@ import statistics
 import sys
 import time
 
-from straightline.eval.adherence import evaluate, framing, prompt_set, split_of, steering
+from straightline.eval.adherence import evaluate, framing, placement, prompt_set, split_of, steering
 from straightline.eval.report import hardware
 from straightline.pipeline import Pipeline
 from straightline.world.scene import SCENARIOS
@@ -108,11 +113,14 @@ def main():
     parser.add_argument("--framing-n", type=int, default=40, help="prompts for the framing table")
     parser.add_argument("--steer-n", type=int, default=24,
                         help="one-object sliding scenes for the steering row (each generated twice)")
+    parser.add_argument("--place-n", type=int, default=4,
+                        help="rounds of the nine thirds of the view for the placement row (9 clips a round)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up (median)")
     parser.add_argument("--modes", default=None,
                         help="speed rows on a GPU, comma-separated: eager, graphs (CUDA graphs, the default there), "
                              "compile (graphs and fused blocks); default eager,graphs on a GPU, eager on a CPU")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["adherence", "steering", "framing", "timing", "long"],
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["adherence", "steering", "placement", "framing", "timing", "long"],
                         help='sections to leave out ("long": the 4-second clip at twice the resolution)')
     args = parser.parse_args()
 
@@ -164,6 +172,17 @@ def main():
         print("| pairs with motion | both follow their word | same heading both times | cosine between the two |")
         print("|---|---|---|---|")
         print(f"| {steer['pairs']} | {steer['both']} | {steer['same']} | {steer['cosine']:+.2f} |\n")
+    if "placement" not in args.skip:
+        start = time.perf_counter()
+        place = placement(pipe, args.place_n, seconds=args.seconds, aspect=args.aspect, batch=args.batch,
+                          progress=progress("placement"), **fields)
+        print(f"## Placement\n\n{place['n']} one-object still scenes, {args.place_n} in each third of the view, "
+              f"generated from their long caption, which names the third ({time.perf_counter() - start:.0f} s). "
+              f"The object's third is read from its track's mean centre; chance is 1 in 9.\n")
+        print("| object seen | in the named third | " + " | ".join(place["by_third"]) + " |")
+        print("|---|---|" + "---|" * len(place["by_third"]))
+        print(f"| {place['found']} / {place['n']} | **{place['placed'] / place['n']:.0%}** | " +
+              " | ".join(f"{a}/{b}" for a, b in place["by_third"].values()) + " |\n")
     if "framing" not in args.skip:
         cases = prompt_set(args.framing_n, "train", seconds=args.seconds)
         rows = framing(pipe, cases, batch=args.batch, progress=progress("framing"), **fields)

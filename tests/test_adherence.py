@@ -13,6 +13,8 @@ from straightline.eval.adherence import (
     evaluate,
     framing,
     in_view_frames,
+    placement,
+    placement_cases,
     prompt_set,
     score,
     split_of,
@@ -24,6 +26,7 @@ from straightline.model import ModelInfo
 from straightline.pipeline import Request
 from straightline.request import size_for
 from straightline.world import captions, render, vocab
+from straightline.world.prompt import POSITIONS
 from straightline.world.scene import is_held_out
 
 SHORT, FPS, SECONDS = 96, 8, 1.0
@@ -173,6 +176,22 @@ def test_steering_tells_a_model_that_follows_the_direction_word_from_one_that_ig
     assert good["n"] == bad["n"] == 4 and good["pairs"] >= 3 and bad["pairs"] >= 3
     assert good["both"] == good["pairs"] and good["same"] == 0 and good["cosine"] < -0.9
     assert bad["both"] == 0 and bad["same"] == bad["pairs"] and bad["cosine"] > 0.99
+
+
+def test_placement_tells_a_model_that_places_objects_where_the_caption_says_from_one_that_does_not():
+    import copy
+    cases = placement_cases(1)
+    assert [third for _, _, third in cases] == [t for row in POSITIONS for t in row]   # each third once a round
+    centred = {}
+    for _, scene, _ in cases:                       # the same object, always drawn in the middle of the view
+        middle = copy.deepcopy(scene)
+        middle.objects[0].x, middle.objects[0].y = scene.width / 2, scene.height / 2
+        centred[captions(scene)["long"]] = middle
+    follows = {captions(scene)["long"]: scene for _, scene, _ in cases}
+    fields = {"resolution": 64, "fps": 8, "steps": 1, "batch": 4}
+    good, bad = placement(WordPipeline(follows), 1, **fields), placement(WordPipeline(centred), 1, **fields)
+    assert good["n"] == bad["n"] == 9 and good["found"] == bad["found"] == 9
+    assert good["placed"] == 9 and bad["placed"] == 1 and bad["by_third"]["center"] == [1, 1]
 
 
 def test_in_view_frames_and_centre_crop():

@@ -4,6 +4,7 @@
     rows = evaluate(pipeline, cases, steps=20, cfg=5)   # accuracy per split and attribute, n, 95% Wilson interval
     rows = framing(pipeline, cases[:20])                # objects in view: native 16:9 / 9:16 vs a cropped square
     steer = steering(pipeline, 24)                      # does reversing the direction word reverse the motion?
+    place = placement(pipeline, 4)                      # is an object drawn in the third of the frame named?
 
 A generated clip is read back from its pixels alone by world.perception and compared with the scene its prompt
 describes (`score`):
@@ -52,6 +53,7 @@ import torch
 
 from ..request import parse_aspect
 from ..world import captions, render, sample_scene, simulate, vocab
+from ..world.prompt import POSITIONS, position_name
 from ..world.perception import (
     SYMMETRY,
     _spin_rate,  # private, but the one reading of a shape's rotation rate: both must agree
@@ -59,7 +61,7 @@ from ..world.perception import (
     motion_of,
     perceive,
 )
-from ..world.scene import Scene, is_held_out
+from ..world.scene import Scene, WorldObject, is_held_out
 
 SEED_BASE = 1 << 39          # scene seeds of evaluation cases; training streams start at seed << 40
 ATTRIBUTES = ("color", "shape", "motion", "direction", "count", "background")
@@ -381,7 +383,59 @@ def steering(pipeline, n: int, *, split: str = "train", seed: int = 0, aspect="1
             "cosine": sum(cosines) / len(cosines) if cosines else float("nan"), "cosines": cosines}
 
 
-# --- 5. framing -------------------------------------------------------------------------------------------
+# --- 5. placement: does the position word place the object? ---------------------------------------------------
+
+def placement_cases(n: int, *, aspect="16:9", seconds: float = 1.0) -> list[tuple[int, Scene, str]]:
+    """[(k, scene, the third its caption names)]: n rounds of the nine thirds of the view (lower left … upper
+    right), each a scene of one still object placed at random inside that third; k numbers the case and seeds it."""
+    import random
+    cases, aspect = [], parse_aspect(aspect)
+    for k in range(9 * n):
+        rng = random.Random(SEED_BASE + (1 << 31) + k)
+        row, col = k % 9 // 3, k % 3
+        u, v = (col + rng.uniform(0.25, 0.75)) / 3, (row + rng.uniform(0.25, 0.75)) / 3
+        size = "medium"
+        x = min(max(u * max(aspect, 1.0), vocab.SIZES[size]), max(aspect, 1.0) - vocab.SIZES[size])
+        y = min(max(v * max(1 / aspect, 1.0), vocab.SIZES[size]), max(1 / aspect, 1.0) - vocab.SIZES[size])
+        obj = WorldObject(rng.choice(["ball", "square"]), rng.choice(["red", "orange", "yellow", "green", "cyan",
+                                                                      "blue", "pink", "white"]), size, "still", x, y)
+        scene = Scene([obj], background=rng.choice(["night", "slate", "dusk"]), aspect=aspect, duration=seconds,
+                      seed=SEED_BASE + (1 << 31) + k, scenario="single")
+        cases.append((k, scene, position_name(x / scene.width, y / scene.height)))
+    return cases
+
+
+def placement(pipeline, n: int, *, aspect="16:9", seconds: float = 1.0, batch: int = 8, progress=None,
+              **request_fields) -> dict:
+    """The position word's effect: n rounds of the nine thirds of the view, each a still object whose long caption
+    says where it is ("... rests in the upper left."), generated with the case's seed. The object's third is read
+    from its track's mean centre. A model that cannot place what it draws scores chance, 1 in 9, however well it
+    draws. Returns {"n": cases, "found": clips where the object's colour was seen, "placed": clips where it was in
+    the named third, "by_third": {third: [placed, cases]}}."""
+    cases = placement_cases(n, aspect=aspect, seconds=seconds)
+    jobs = [_validate(pipeline, captions(scene)["long"], {"aspect": scene.aspect, "seconds": seconds, "seed": k,
+                                                          **request_fields}) for k, scene, _ in cases]
+    found = placed = 0
+    by_third = {third: [0, 0] for row in POSITIONS for third in row}
+    for start in range(0, len(jobs), batch):
+        chunk = cases[start:start + batch]
+        for (k, scene, third), result in zip(chunk, pipeline.generate(jobs[start:start + batch])):
+            frames = torch.as_tensor(result.frames)
+            track = next((t for t in perceive(frames) if t.color == scene.objects[0].color), None)
+            got = None
+            if track is not None and bool(track.present.any()):
+                x, y = track.center[track.present].mean(0).tolist()
+                got = position_name(x / frames.shape[2], 1 - y / frames.shape[1])
+                found += 1
+            placed += got == third
+            by_third[third][0] += got == third
+            by_third[third][1] += 1
+        if progress:
+            progress(min(start + batch, len(jobs)), len(jobs))
+    return {"n": len(cases), "found": found, "placed": placed, "by_third": by_third}
+
+
+# --- 6. framing -------------------------------------------------------------------------------------------
 
 def centre_crop(frames: torch.Tensor, aspect: float) -> torch.Tensor:
     """uint8 (T, H, W, 3) -> the largest centred crop with width / height = aspect (rounded to pixels)."""
