@@ -595,9 +595,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "input embedding, which keeps words like left/right apart (widens an --init model's text "
                         "projections with zeros)")
     t.add_argument("--position-freqs", type=int, metavar="N",
-                   help="let the DiT read where each token sits in the frame (N Fourier frequencies, e.g. 4; an "
-                        "--init model without it gains it at zero): RoPE alone gives only relative offsets, so "
-                        "the layout, start positions and position words are otherwise left to the noise")
+                   help="let the DiT read where each token sits in the frame and in the clip (N Fourier frequencies, "
+                        "e.g. 4; an --init model without it gains it at zero): RoPE alone gives only relative "
+                        "offsets, so the layout, start positions and position words are otherwise left to the noise")
     t.add_argument("--object-weight", type=float, help="loss weight of the latent cells ToyWorld's objects cover, "
                    "against 1 for the background (default 1: all alike; with --distill-steps, how closely the student "
                    "matches its teacher there); video files have no object masks")

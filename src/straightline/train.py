@@ -90,7 +90,7 @@ class TrainConfig:
     text_features: str = "last"              # what the DiT reads of it (text.FEATURES); "last+embeddings" on an
                                              # `init` trained on "last" widens its text projections (DiT.widen_text)
     init: str | None = None                  # start from this model folder's DiT (fine-tuning), else scratch
-    position_freqs: int = 0                  # > 0: the DiT reads its tokens' absolute place in the frame
+    position_freqs: int = 0                  # > 0: the DiT reads its tokens' absolute place in frame and clip
                                              # (dit.DiTConfig.position_freqs); an `init` without it gains it at zero
     resolutions: tuple[int, ...] = (128,)    # short sides of the buckets
     aspects: tuple[str, ...] = ("16:9", "9:16", "1:1", "4:3")

@@ -47,6 +47,7 @@ share backgrounds and scenarios and differ in the held-out object: a paired comp
 
 import copy
 import math
+import random
 from typing import NamedTuple
 
 import torch
@@ -388,7 +389,6 @@ def steering(pipeline, n: int, *, split: str = "train", seed: int = 0, aspect="1
 def placement_cases(n: int, *, aspect="16:9", seconds: float = 1.0) -> list[tuple[int, Scene, str]]:
     """[(k, scene, the third its caption names)]: n rounds of the nine thirds of the view (lower left … upper
     right), each a scene of one still object placed at random inside that third; k numbers the case and seeds it."""
-    import random
     cases, aspect = [], parse_aspect(aspect)
     for k in range(9 * n):
         rng = random.Random(SEED_BASE + (1 << 31) + k)
