@@ -182,6 +182,17 @@ def test_a_distillation_step_weighs_object_cells_when_asked(vae_path, tmp_path):
     assert set(weight.unique().tolist()) <= {0.0, 1.0, 3.0} and (weight == 3).any()
 
 
+def test_time_shift_draws_training_times_nearer_the_noise(vae_path, tmp_path):
+    cfg = tiny_config(vae_path, steps=1)
+    train(cfg, tmp_path / "run", sample_every=0, progress=False)
+    cache = LatentCache(tmp_path / "run" / "cache")
+    mean_t = lambda c: torch.cat([draw_batch(cache, c, at)["t"] for at in range(64)]).mean()
+    shifted = tiny_config(vae_path, steps=1, time_shift=4.0)
+    assert mean_t(shifted) < mean_t(cfg) - 0.15                  # t = 0 is noise
+    with pytest.raises(InvalidRequest, match="time_shift"):
+        tiny_config(vae_path, time_shift=0.0).check()
+
+
 def test_a_distillation_step_can_start_from_the_students_own_states(vae_path, tmp_path):
     train(tiny_config(vae_path, steps=1), tmp_path / "teacher", sample_every=0, progress=False)
     cfg = tiny_config(vae_path, steps=2, init=str(tmp_path / "teacher"), distill_steps=3, distill_substeps=1,

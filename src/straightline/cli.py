@@ -189,8 +189,8 @@ def cmd_train(args) -> None:
     from .train import TrainConfig, train
     fields = ("preset", "vae", "text_encoder", "text_features", "init", "position_freqs", "fps", "cache_clips",
               "shard_clips", "image_share", "token_budget", "steps", "lr", "warmup", "ema", "text_dropout", "cond_prob",
-              "object_weight", "reverse_pairs", "shape_pairs", "pair_weight", "seed", "distill_steps", "distill_cfg",
-              "distill_substeps", "distill_rollout", "student_init")
+              "object_weight", "time_shift", "reverse_pairs", "shape_pairs", "pair_weight", "seed", "distill_steps",
+              "distill_cfg", "distill_substeps", "distill_rollout", "student_init")
     values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     for name in ("resolutions", "image_resolutions"):
         if getattr(args, name) is not None:
@@ -598,6 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let the DiT read where each token sits in the frame and in the clip (N Fourier frequencies, "
                         "e.g. 4; an --init model without it gains it at zero): RoPE alone gives only relative "
                         "offsets, so the layout, start positions and position words are otherwise left to the noise")
+    t.add_argument("--time-shift", type=float, metavar="X",
+                   help="shift training times X times further towards noise (default 1): more steps at high noise, "
+                        "where where objects go is decided; X=4 taught a direction word that the default did not")
     t.add_argument("--object-weight", type=float, help="loss weight of the latent cells ToyWorld's objects cover, "
                    "against 1 for the background (default 1: all alike; with --distill-steps, how closely the student "
                    "matches its teacher there); video files have no object masks")

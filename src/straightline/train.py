@@ -125,6 +125,9 @@ class TrainConfig:
                                              # also caches each clip's twin next to it
     pair_weight: float = 0.0                 # on pair steps, extra loss on the pair's difference: how the two
                                              # predictions differ against how the two targets do (flow_loss)
+    time_shift: float = 1.0                  # training times shifted this much further towards noise (flow.shift_time),
+                                             # beyond the shift for the clip's size: more steps where layout and
+                                             # motion are decided, which is where a word must move them
     seed: int = 0
     distill_steps: int = 0                   # > 0: distil `init` (the teacher) into a student that samples in
                                              # this many Euler steps without guidance (distill_loss)
@@ -151,6 +154,9 @@ class TrainConfig:
                                  "shares of steps that add up to at most 1")
         if not 0 <= self.pair_weight <= 100:
             raise InvalidRequest("pair_weight", self.pair_weight, "a loss weight in [0, 100]; 0: no difference loss")
+        if not 0.1 <= self.time_shift <= 100:
+            raise InvalidRequest("time_shift", self.time_shift, "a factor in [0.1, 100]; 1 keeps the shift for the "
+                                 "clip's size, above 1 trains more at high noise")
         if not 0 <= self.position_freqs <= 16:
             raise InvalidRequest("position_freqs", self.position_freqs, "0 (RoPE alone) to 16 frequencies")
         if self.token_budget < 1 or self.cache_clips < 1 or self.shard_clips < 1:
@@ -443,7 +449,8 @@ def draw_batch(cache: LatentCache, cfg: TrainConfig, at: int, rank: int = 0) -> 
                                                      pairs=paired)
     B = latents.shape[0]
     noise = torch.randn((B // 2 if paired else B, *latents.shape[1:]), generator=gen)
-    t = flow.sample_timesteps(noise.shape[0], flow.shift_for_tokens(bucket.latent_tokens), generator=gen)
+    t = flow.sample_timesteps(noise.shape[0], cfg.time_shift * flow.shift_for_tokens(bucket.latent_tokens),
+                              generator=gen)
     if paired:
         prompts = pick_pair_captions(captions, rank_rng, cfg)
         noise, t = noise.repeat_interleave(2, dim=0), t.repeat_interleave(2, dim=0)
