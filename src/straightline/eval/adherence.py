@@ -415,7 +415,7 @@ def placement(pipeline, n: int, *, aspect="16:9", seconds: float = 1.0, batch: i
     cases = placement_cases(n, aspect=aspect, seconds=seconds)
     jobs = [_validate(pipeline, captions(scene)["long"], {"aspect": scene.aspect, "seconds": seconds, "seed": k,
                                                           **request_fields}) for k, scene, _ in cases]
-    found = placed = 0
+    found = 0
     by_third = {third: [0, 0] for row in POSITIONS for third in row}
     for start in range(0, len(jobs), batch):
         chunk = cases[start:start + batch]
@@ -427,12 +427,11 @@ def placement(pipeline, n: int, *, aspect="16:9", seconds: float = 1.0, batch: i
                 x, y = track.center[track.present].mean(0).tolist()
                 got = position_name(x / frames.shape[2], 1 - y / frames.shape[1])
                 found += 1
-            placed += got == third
             by_third[third][0] += got == third
             by_third[third][1] += 1
         if progress:
             progress(min(start + batch, len(jobs)), len(jobs))
-    return {"n": len(cases), "found": found, "placed": placed, "by_third": by_third}
+    return {"n": len(cases), "found": found, "placed": sum(hit for hit, _ in by_third.values()), "by_third": by_third}
 
 
 # --- 6. framing -------------------------------------------------------------------------------------------
