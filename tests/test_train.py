@@ -367,7 +367,11 @@ def test_resume_is_exact(vae_path, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     train(tiny_config(vae_path, steps=4), straight, sample_every=0, progress=False)
     train(tiny_config(vae_path, steps=2), resumed, sample_every=0, progress=False)
+    steps_run = json.loads((resumed / "model.json").read_text())["trained"]["steps_run"]
     train(tiny_config(vae_path, steps=4), resumed, sample_every=0, progress=False)
+    # model.json says how far each checkpoint got, beside the recipe's stopping point
+    trained = json.loads((resumed / "model.json").read_text())["trained"]
+    assert (steps_run, trained["steps_run"], trained["recipe"]["steps"]) == (2, 4, 4)
     a, b = weights(straight), weights(resumed)
     assert a.keys() == b.keys()
     for k in a:

@@ -842,7 +842,8 @@ def checkpoint(out: Path, step: int, cfg: TrainConfig, model, ema, opt, vae, inf
     dit = full_dit(ema, sharded, tensors)
     if rank == 0:
         save_train_state(out, step, cfg, tensors)
-        save_model(out, dit, vae, info)
+        # the recipe's "steps" is where the run was told to stop; "steps_run" is how far this checkpoint got
+        save_model(out, dit, vae, replace(info, trained=info.trained | {"steps_run": step}))
 
 
 def write_previews(folder: Path, step: int, ema, vae, text_encoder, info) -> None:
