@@ -34,7 +34,8 @@ PRESETS = {"fast": {"steps": 8}}
 class ModelInfo:
     text_encoder: str = "default"                 # "default" (all-MiniLM-L6-v2) or a local Hugging Face folder
     defaults: dict = field(default_factory=dict)  # overrides of DEFAULTS
-    trained: dict = field(default_factory=dict)   # fps, resolutions, aspects, seconds it saw, and the recipe
+    trained: dict = field(default_factory=dict)   # fps, resolutions, aspects, seconds it saw, the recipe, the
+                                                  # steps run; the shipped model's also its student's recipe
     presets: dict = field(default_factory=dict)   # name -> overrides of the defaults, beside model.PRESETS
     text_features: str = "last"                   # what the DiT reads of the encoder (text.FEATURES)
 
