@@ -191,6 +191,8 @@ def test_time_shift_draws_training_times_nearer_the_noise(vae_path, tmp_path):
     assert mean_t(shifted) < mean_t(cfg) - 0.15                  # t = 0 is noise
     with pytest.raises(InvalidRequest, match="time_shift"):
         tiny_config(vae_path, time_shift=0.0).check()
+    with pytest.raises(InvalidRequest, match="time_shift"):            # a student trains at its sampler's times
+        tiny_config(vae_path, time_shift=4.0, init="default", distill_steps=4).check()
 
 
 def test_a_distillation_step_can_start_from_the_students_own_states(vae_path, tmp_path):

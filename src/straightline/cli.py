@@ -600,7 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "offsets, so the layout, start positions and position words are otherwise left to the noise")
     t.add_argument("--time-shift", type=float, metavar="X",
                    help="shift training times X times further towards noise (default 1): more steps at high noise, "
-                        "where it is decided where objects go; X=4 taught a direction word that the default did not")
+                        "where it is decided where objects go. X=4 taught a direction word by heart that the default "
+                        "did not; over all of ToyWorld in 105 CPU minutes it taught none and cost colour "
+                        "(docs/benchmarks.md)")
     t.add_argument("--object-weight", type=float, help="loss weight of the latent cells ToyWorld's objects cover, "
                    "against 1 for the background (default 1: all alike; with --distill-steps, how closely the student "
                    "matches its teacher there); video files have no object masks")

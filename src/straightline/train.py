@@ -163,6 +163,9 @@ class TrainConfig:
             raise InvalidRequest("token_budget/cache_clips/shard_clips", None, "positive integers")
         if self.distill_steps and not self.init:
             raise InvalidRequest("init", None, "the teacher to distil (a model folder or 'default') with distill_steps")
+        if self.time_shift != 1 and self.distill_steps:
+            raise InvalidRequest("time_shift", self.time_shift, "1 with distill_steps: a student trains at its own "
+                                 "sampler's times, which the time shift does not move")
         if self.student_init and not self.distill_steps:
             raise InvalidRequest("student_init", self.student_init, "a student to distil further: only with distill_steps")
         if self.distill_steps < 0 or self.distill_substeps < 1:
