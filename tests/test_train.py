@@ -189,6 +189,12 @@ def test_time_shift_draws_training_times_nearer_the_noise(vae_path, tmp_path):
     mean_t = lambda c: torch.cat([draw_batch(cache, c, at)["t"] for at in range(64)]).mean()
     shifted = tiny_config(vae_path, steps=1, time_shift=4.0)
     assert mean_t(shifted) < mean_t(cfg) - 0.15                  # t = 0 is noise
+    half = tiny_config(vae_path, steps=1, time_shift=4.0, time_shift_share=0.5)
+    assert mean_t(shifted) + 0.05 < mean_t(half) < mean_t(cfg) - 0.05
+    with pytest.raises(InvalidRequest, match="time_shift_share"):      # a share of no shift says nothing
+        tiny_config(vae_path, time_shift_share=0.5).check()
+    with pytest.raises(InvalidRequest, match="time_shift_share"):
+        tiny_config(vae_path, time_shift=4.0, time_shift_share=0.0).check()
     with pytest.raises(InvalidRequest, match="time_shift"):
         tiny_config(vae_path, time_shift=0.0).check()
     with pytest.raises(InvalidRequest, match="time_shift"):            # a student trains at its sampler's times

@@ -189,7 +189,7 @@ def cmd_train(args) -> None:
     from .train import TrainConfig, train
     fields = ("preset", "vae", "text_encoder", "text_features", "init", "position_freqs", "fps", "cache_clips",
               "shard_clips", "image_share", "token_budget", "steps", "lr", "warmup", "ema", "text_dropout", "cond_prob",
-              "object_weight", "time_shift", "reverse_pairs", "shape_pairs", "pair_weight", "seed", "distill_steps",
+              "object_weight", "time_shift", "time_shift_share", "reverse_pairs", "shape_pairs", "pair_weight", "seed", "distill_steps",
               "distill_cfg", "distill_substeps", "distill_rollout", "student_init")
     values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     for name in ("resolutions", "image_resolutions"):
@@ -603,6 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "where it is decided where objects go. X=4 taught a direction word by heart that the default "
                         "did not; over all of ToyWorld in 105 CPU minutes it taught none and cost colour "
                         "(docs/benchmarks.md)")
+    t.add_argument("--time-shift-share", type=float, metavar="P",
+                   help="the share of samples that take --time-shift (default 1: all); the rest keep the clip size's "
+                        "shift, so the steps near the data, where colour and detail are drawn, are kept")
     t.add_argument("--object-weight", type=float, help="loss weight of the latent cells ToyWorld's objects cover, "
                    "against 1 for the background (default 1: all alike; with --distill-steps, how closely the student "
                    "matches its teacher there); video files have no object masks")

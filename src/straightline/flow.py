@@ -24,7 +24,7 @@ def velocity_target(x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     return x - noise
 
 
-def shift_time(t: torch.Tensor, shift: float) -> torch.Tensor:
+def shift_time(t: torch.Tensor, shift: float | torch.Tensor) -> torch.Tensor:
     """Move times towards noise: the noise level s = 1 - t becomes shift·s / (1 + (shift - 1)·s)."""
     s = 1 - t
     return 1 - shift * s / (1 + (shift - 1) * s)
@@ -38,7 +38,7 @@ def shift_for_tokens(tokens: int, base_tokens: int = 256, base_shift: float = 1.
     return base_shift * (max(tokens, 1) / base_tokens) ** slope
 
 
-def sample_timesteps(batch: int, shift: float = 1.0, *, mean: float = 0.0, std: float = 1.0,
+def sample_timesteps(batch: int, shift: float | torch.Tensor = 1.0, *, mean: float = 0.0, std: float = 1.0,
                      generator: torch.Generator | None = None, device=None) -> torch.Tensor:
     """Training times (B,): logit-normal (most weight mid-path, where velocity is hardest), then shifted."""
     u = torch.randn(batch, generator=generator, device=device) * std + mean

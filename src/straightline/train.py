@@ -128,6 +128,8 @@ class TrainConfig:
     time_shift: float = 1.0                  # training times shifted this much further towards noise (flow.shift_time),
                                              # beyond the shift for the clip's size: more steps where layout and
                                              # motion are decided, which is where a word must move them
+    time_shift_share: float = 1.0            # share of samples drawn with time_shift; the rest keep the clip size's
+                                             # shift, so steps near the data (colour, detail) are not starved
     seed: int = 0
     distill_steps: int = 0                   # > 0: distil `init` (the teacher) into a student that samples in
                                              # this many Euler steps without guidance (distill_loss)
@@ -163,6 +165,12 @@ class TrainConfig:
             raise InvalidRequest("token_budget/cache_clips/shard_clips", None, "positive integers")
         if self.distill_steps and not self.init:
             raise InvalidRequest("init", None, "the teacher to distil (a model folder or 'default') with distill_steps")
+        if not 0 < self.time_shift_share <= 1:
+            raise InvalidRequest("time_shift_share", self.time_shift_share, "a share in (0, 1] of the samples that "
+                                 "take time_shift")
+        if self.time_shift_share != 1 and self.time_shift == 1:
+            raise InvalidRequest("time_shift_share", self.time_shift_share, "1 unless time_shift is set: the share "
+                                 "says how many samples take the time shift")
         if self.time_shift != 1 and self.distill_steps:
             raise InvalidRequest("time_shift", self.time_shift, "1 with distill_steps: a student trains at its own "
                                  "sampler's times, which the time shift does not move")
@@ -452,8 +460,10 @@ def draw_batch(cache: LatentCache, cfg: TrainConfig, at: int, rank: int = 0) -> 
                                                      pairs=paired)
     B = latents.shape[0]
     noise = torch.randn((B // 2 if paired else B, *latents.shape[1:]), generator=gen)
-    t = flow.sample_timesteps(noise.shape[0], cfg.time_shift * flow.shift_for_tokens(bucket.latent_tokens),
-                              generator=gen)
+    shift = cfg.time_shift
+    if cfg.time_shift_share < 1:                # per sample: the time shift, or the clip size's shift alone
+        shift = torch.where(torch.rand(noise.shape[0], generator=gen) < cfg.time_shift_share, shift, 1.0)
+    t = flow.sample_timesteps(noise.shape[0], shift * flow.shift_for_tokens(bucket.latent_tokens), generator=gen)
     if paired:
         prompts = pick_pair_captions(captions, rank_rng, cfg)
         noise, t = noise.repeat_interleave(2, dim=0), t.repeat_interleave(2, dim=0)
