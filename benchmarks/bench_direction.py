@@ -128,24 +128,25 @@ def cmd_loss(args) -> None:
     dit.eval()
     text = load_text_encoder(info.text_encoder, args.device, info.text_features)
     tensors = load_file(args.cache + ".safetensors")
-    latents = torch.stack([tensors[f"latents.{i}"] for i in range(len(tensors))]).float()
+    latents = torch.stack([tensors[f"latents.{i}"] for i in range(len(tensors))]).float().to(args.device)
     items = json.loads(Path(args.cache + ".json").read_text())
     own = torch.tensor([next(i for i, w in enumerate(WORDS.values()) if w in item["captions"]["caption"])
                         for item in items])
     emb, n = text([args.template.format(w) for w in WORDS.values()]), len(items)
-    cond = torch.zeros(n, latents.shape[1] + 1, *latents.shape[2:])          # nothing given
+    cond = latents.new_zeros(n, latents.shape[1] + 1, *latents.shape[2:])    # nothing given
     print("| model | t in | own word's loss | other words' loss | ratio |\n|---|---|---|---|---|")
     with torch.no_grad():
         for lo, hi in [(0.0, 0.2), (0.2, 0.5), (0.5, 1.0)]:
-            loss = torch.zeros(n, len(WORDS))
+            loss = torch.zeros(n, len(WORDS), device=args.device)
             for k in range(6):
-                t = torch.full((n,), lo + (hi - lo) * (k + 0.5) / 6)
+                t = torch.full((n,), lo + (hi - lo) * (k + 0.5) / 6, device=args.device)
                 noise = torch.randn_like(latents)
                 x_t, target = flow.interpolate(latents, noise, t), flow.velocity_target(latents, noise)
                 for j in range(len(WORDS)):
                     v = dit(x_t, t, emb.tokens[j:j + 1].expand(n, -1, -1), emb.mask[j:j + 1].expand(n, -1),
                             emb.pooled[j:j + 1].expand(n, -1), cond)
                     loss[:, j] += (v.float() - target).pow(2).mean(dim=(1, 2, 3, 4)) / 6
+            loss = loss.cpu()
             mine = loss[torch.arange(n), own].mean()
             other = (loss.sum() - loss[torch.arange(n), own].sum()) / (n * (len(WORDS) - 1))
             print(f"| {args.model} | [{lo}, {hi}) | {mine:.4f} | {other:.4f} | {other / mine:.3f} |")
