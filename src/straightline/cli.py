@@ -189,8 +189,8 @@ def cmd_train(args) -> None:
     from .train import TrainConfig, train
     fields = ("preset", "vae", "text_encoder", "text_features", "init", "position_freqs", "fps", "cache_clips",
               "shard_clips", "image_share", "token_budget", "steps", "lr", "warmup", "ema", "text_dropout", "cond_prob",
-              "object_weight", "time_shift", "time_shift_share", "reverse_pairs", "shape_pairs", "pair_weight", "seed", "distill_steps",
-              "distill_cfg", "distill_substeps", "distill_rollout", "student_init")
+              "object_weight", "time_shift", "time_shift_share", "reverse_pairs", "shape_pairs", "pair_weight", "seed",
+              "distill_steps", "distill_cfg", "distill_substeps", "distill_rollout", "student_init")
     values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     for name in ("resolutions", "image_resolutions"):
         if getattr(args, name) is not None:
