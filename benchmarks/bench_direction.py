@@ -4,7 +4,7 @@
     straightline train --out runs/V4 --init default --folder runs/probe ... --time-shift 4
     python benchmarks/bench_direction.py headings --model runs/V4 --n 16 --starts quad  # the same scenes' captions
     python benchmarks/bench_direction.py headings --model runs/V4 --n 48 --seed 12 --objects random   # new scenes
-    python benchmarks/bench_direction.py loss --model runs/V4 --cache runs/V4/cache/shard-00000
+    python benchmarks/bench_direction.py loss --model runs/V4 --cache runs/V4/cache
 
 Scenes are 2-s 128x128 clips of one object sliding slowly (or, with --objects random, at slow or medium speed) in
 one of the four directions, n/4 each, and never touching a wall. --objects red-ball: a medium red ball on the night
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from straightline.eval.adherence import MIN_SPEED, _heading, _slope
+from straightline.eval.adherence import _heading, track_velocity
 from straightline.eval.stats import fmt, rate
 from straightline.world import Scene, WorldObject, captions, render, vocab
 from straightline.world.scene import validate_scene
@@ -84,30 +84,26 @@ def cmd_data(args, scenes) -> None:
     print(f"{len(rows)} clips and captions.jsonl in {out}; the first: {rows[0]['caption']!r}")
 
 
-def heading(result) -> str:
+def heading(frames, fps: float) -> str:
     """The 8-way heading of the track present longest, 'still', or '-' when no object was seen."""
     from straightline.world.perception import perceive
-    frames = torch.as_tensor(result.frames)
+    frames = torch.as_tensor(frames)
     tracks = [t for t in perceive(frames) if int(t.present.sum()) >= 3]
     if not tracks:
         return "-"
-    track = max(tracks, key=lambda t: int(t.present.sum()))
-    t = torch.nonzero(track.present)[:, 0].double() / result.fps
-    v = _slope(t, track.center[track.present].double() / frames.shape[1] * torch.tensor([1.0, -1.0]))
-    return _heading(v) if float(v.norm()) >= MIN_SPEED / 2 else "still"
+    velocity = track_velocity(max(tracks, key=lambda t: int(t.present.sum())), fps, min(frames.shape[1:3]))
+    return "still" if velocity is None else _heading(velocity)
 
 
 def cmd_headings(args, scenes) -> None:
-    from types import SimpleNamespace
     from straightline.pipeline import Pipeline
-    rows = {"the renders (perception's own accuracy)": [(d, heading(SimpleNamespace(frames=render(s, 128, 128, fps=12)
-                                                                                    .frames, fps=12)))
+    rows = {"the renders (perception's own accuracy)": [(d, heading(render(s, 128, 128, fps=12).frames, 12))
                                                       for s, _, d in scenes]}
     pipe = Pipeline(args.model, args.device)
     rows[args.model] = []
     for seed in range(args.seeds):
         requests = [pipe.validate(caption, size="128x128", seconds=2, seed=seed) for _, caption, _ in scenes]
-        rows[args.model] += [(d, heading(r)) for (_, _, d), r in zip(scenes, pipe.generate(requests))]
+        rows[args.model] += [(d, heading(r.frames, r.fps)) for (_, _, d), r in zip(scenes, pipe.generate(requests))]
     print(f"{args.n} scenes (seed {args.seed}, objects {args.objects}, starts {args.starts}), {args.seeds} sampling "
           "seed(s) each; headings read by perception, 8-way (chance about 1 in 8)\n")
     print(f"| clips | as the word says | {' | '.join(WORDS)} | still or not seen |")
@@ -119,36 +115,39 @@ def cmd_headings(args, scenes) -> None:
 
 
 def cmd_loss(args) -> None:
-    from safetensors.torch import load_file
     from straightline import flow
     from straightline.model import load_model
     from straightline.text import load_text_encoder
+    from straightline.train import LatentCache
     torch.manual_seed(0)
     dit, _, info = load_model(args.model, args.device)
     dit.eval()
     text = load_text_encoder(info.text_encoder, args.device, info.text_features)
-    tensors = load_file(args.cache + ".safetensors")
-    latents = torch.stack([tensors[f"latents.{i}"] for i in range(len(tensors))]).float().to(args.device)
-    items = json.loads(Path(args.cache + ".json").read_text())
-    own = torch.tensor([next(i for i, w in enumerate(WORDS.values()) if w in item["captions"]["caption"])
-                        for item in items])
-    emb, n = text([args.template.format(w) for w in WORDS.values()]), len(items)
-    cond = latents.new_zeros(n, latents.shape[1] + 1, *latents.shape[2:])    # nothing given
+    emb = text([args.template.format(w) for w in WORDS.values()])
+    cache = LatentCache(Path(args.cache))
     print("| model | t in | own word's loss | other words' loss | ratio |\n|---|---|---|---|---|")
     with torch.no_grad():
         for lo, hi in [(0.0, 0.2), (0.2, 0.5), (0.5, 1.0)]:
-            loss = torch.zeros(n, len(WORDS), device=args.device)
-            for k in range(6):
-                t = torch.full((n,), lo + (hi - lo) * (k + 0.5) / 6, device=args.device)
-                noise = torch.randn_like(latents)
-                x_t, target = flow.interpolate(latents, noise, t), flow.velocity_target(latents, noise)
-                for j in range(len(WORDS)):
-                    v = dit(x_t, t, emb.tokens[j:j + 1].expand(n, -1, -1), emb.mask[j:j + 1].expand(n, -1),
-                            emb.pooled[j:j + 1].expand(n, -1), cond)
-                    loss[:, j] += (v.float() - target).pow(2).mean(dim=(1, 2, 3, 4)) / 6
-            loss = loss.cpu()
-            mine = loss[torch.arange(n), own].mean()
-            other = (loss.sum() - loss[torch.arange(n), own].sum()) / (n * (len(WORDS) - 1))
+            mine, other = [], []
+            for items in cache.by_bucket.values():                    # a probe's clips are all one bucket
+                latents = torch.stack([cache.latents(item) for item in items]).float().to(args.device)
+                own = torch.tensor([next(j for j, w in enumerate(WORDS.values()) if w in item[2]["caption"])
+                                    for item in items])
+                n = len(items)
+                cond = latents.new_zeros(n, latents.shape[1] + 1, *latents.shape[2:])      # nothing given
+                loss = torch.zeros(n, len(WORDS), device=args.device)
+                for k in range(6):
+                    t = torch.full((n,), lo + (hi - lo) * (k + 0.5) / 6, device=args.device)
+                    noise = torch.randn_like(latents)
+                    x_t, target = flow.interpolate(latents, noise, t), flow.velocity_target(latents, noise)
+                    for j in range(len(WORDS)):
+                        v = dit(x_t, t, emb.tokens[j:j + 1].expand(n, -1, -1), emb.mask[j:j + 1].expand(n, -1),
+                                emb.pooled[j:j + 1].expand(n, -1), cond)
+                        loss[:, j] += (v.float() - target).pow(2).mean(dim=(1, 2, 3, 4)) / 6
+                is_own = torch.nn.functional.one_hot(own, len(WORDS)).bool()
+                mine.append(loss.cpu()[is_own])
+                other.append(loss.cpu()[~is_own])
+            mine, other = torch.cat(mine).mean(), torch.cat(other).mean()
             print(f"| {args.model} | [{lo}, {hi}) | {mine:.4f} | {other:.4f} | {other / mine:.3f} |")
 
 
@@ -164,12 +163,12 @@ def main():
     parser.add_argument("--template", default="A red ball moves {} under a night sky.",
                         help="red-ball captions; {} is the direction word")
     parser.add_argument("--seeds", type=int, default=1, help="headings: sampling seeds per caption")
-    parser.add_argument("--cache", help="loss: a cache shard of a red-ball probe's run, without its extension")
+    parser.add_argument("--cache", help="loss: a red-ball probe's latent cache (its run's cache/ folder)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     if args.command == "loss":
         if not args.cache:
-            parser.error("loss needs --cache RUN/cache/shard-00000 (a red-ball probe's latent cache)")
+            parser.error("loss needs --cache RUN/cache (a red-ball probe's latent cache)")
         return cmd_loss(args)
     if args.n < 4 or args.n % 4:
         parser.error(f"--n {args.n}: a positive multiple of 4 (n/4 scenes per direction)")

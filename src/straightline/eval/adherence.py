@@ -169,6 +169,16 @@ def _direction(track, o, fps: float, short_side: int, window: torch.Tensor) -> s
     return None if abs(rate) < MIN_SPIN else ("counterclockwise" if rate > 0 else "clockwise")
 
 
+def track_velocity(track, fps: float, short_side: int) -> torch.Tensor | None:
+    """A track's velocity over every frame it is seen in (short sides per second, y up; least squares). None when it
+    is seen in fewer than 3 frames or moves slower than half the slowest slide."""
+    if int(track.present.sum()) < 3:
+        return None
+    t = torch.nonzero(track.present)[:, 0].double() / fps
+    velocity = _slope(t, track.center[track.present].double() / short_side * torch.tensor([1.0, -1.0]))
+    return velocity if float(velocity.norm()) >= MIN_SPEED / 2 else None
+
+
 def _heading(velocity) -> str:
     """The 8-way direction word (vocab.DIRECTIONS) nearest a velocity (x right, y up)."""
     angle = math.atan2(float(velocity[1]), float(velocity[0]))
@@ -366,12 +376,7 @@ def steering(pipeline, n: int, *, split: str = "train", seed: int = 0, aspect="1
         for (k, scene, _), result in zip(chunk, pipeline.generate([j[2] for j in chunk])):
             frames = torch.as_tensor(result.frames)
             track = next((t for t in perceive(frames) if t.color == scene.objects[0].color), None)
-            v = None
-            if track is not None and int(track.present.sum()) >= 3:
-                t = torch.nonzero(track.present)[:, 0].double() / result.fps
-                xy = track.center[track.present].double() / min(frames.shape[1:3]) * torch.tensor([1.0, -1.0])
-                v = _slope(t, xy)
-                v = v if float(v.norm()) >= MIN_SPEED / 2 else None
+            v = None if track is None else track_velocity(track, result.fps, min(frames.shape[1:3]))
             velocity.setdefault(k, []).append((scene.objects[0].direction, v))
         if progress:
             progress(min(start + batch, len(jobs)), len(jobs))
