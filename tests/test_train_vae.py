@@ -89,6 +89,12 @@ def test_decoder_only_fine_tuning_keeps_the_encoder_and_its_latents(tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
     video = torch.rand(1, 3, 5, 32, 32) * 2 - 1
     assert torch.equal(base.encode(video), tuned.encode(video))     # a DiT's latents are unchanged
+    # a bigger decoder on the same latents, through the command line
+    main(["vae", "train", "--out", str(tmp_path / "grown"), "--preset", "tiny", "--steps", "2", "--pixel-budget",
+          str(TINY.pixel_budget), "--durations", "0", "0.17", "--init", str(tmp_path / "base"), "--decoder-only",
+          "--decoder-blocks", "2", "--preview-every", "0", "--device", "cpu"])
+    grown = VideoVAE.load(tmp_path / "grown")
+    assert grown.cfg.decoder_blocks == 2 and torch.equal(base.encode(video), grown.encode(video))
 
 
 def test_render_workers_give_the_same_training(tmp_path):

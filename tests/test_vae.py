@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from straightline.errors import InvalidRequest
-from straightline.vae import PRESETS, VideoVAE, compute_latent_stats, kl_divergence
+from straightline.vae import PRESETS, VideoVAE, compute_latent_stats, grow_decoder, kl_divergence
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +74,19 @@ def test_checkpoint_round_trip_and_latent_stats(vae, tmp_path):
     assert loaded.cfg == vae.cfg
     x = clip(5)
     assert torch.allclose(loaded.encode(x), vae.encode(x), atol=0.05)  # fp16 weights on disk
+
+
+def test_a_grown_decoder_decodes_as_before_and_round_trips(vae, tmp_path):
+    grown = grow_decoder(vae, 3)
+    assert grown.cfg.decoder_blocks == 3 and len(grown.decoder.up) == 2 * (1 + 3)
+    assert sum(p.numel() for p in grown.decoder.parameters()) > sum(p.numel() for p in vae.decoder.parameters())
+    z = vae.encode(clip(9))
+    assert torch.equal(grown.encode(clip(9)), z)                    # the latents a DiT was trained on
+    assert torch.allclose(grown.decode(z), vae.decode(z), atol=1e-6)  # the new blocks start as the identity
+    grown.save(tmp_path / "grown")
+    assert VideoVAE.load(tmp_path / "grown").cfg.decoder_blocks == 3
+    with pytest.raises(InvalidRequest, match="decoder blocks"):
+        grow_decoder(grown, 2)
 
 
 def test_kl_is_zero_for_the_prior():

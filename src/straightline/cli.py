@@ -159,7 +159,8 @@ def cmd_vae_decode(args) -> None:
 def cmd_vae_train(args) -> None:
     from .train_vae import VAETrainConfig, train
     fields = ("preset", "steps", "lr", "pixel_budget", "crop", "fps", "kl_weight", "edge_weight", "temporal_weight",
-              "boundary_weight", "motion_weight", "profile_weight", "gan_weight", "seed", "init", "decoder_only")
+              "boundary_weight", "motion_weight", "profile_weight", "gan_weight", "seed", "init", "decoder_only",
+              "decoder_blocks")
     values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     if args.durations:
         values["durations"] = tuple(args.durations)
@@ -748,6 +749,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "use the spare CPUs on a GPU machine; the batches are the same)")
     tr.add_argument("--decoder-only", action="store_true", help="train the decoder alone: latents (and a diffusion "
                     "model trained on them) stay valid")
+    tr.add_argument("--decoder-blocks", type=int, help="grow the decoder to N residual blocks per stage (the shipped "
+                    "one has 1); the new blocks start as the identity, so with --init training starts from that "
+                    "VAE's output, and with --decoder-only its latents stay valid")
     tr.add_argument("--seed", type=int)
     tr.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     tr.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many seconds")

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from .data import Bucket, from_model_output, make_buckets, to_model_input
 from .errors import InvalidRequest, MediaError
 from .metrics import psnr
-from .vae import PRESETS, VideoVAE, compute_latent_stats, kl_divergence
+from .vae import PRESETS, VideoVAE, compute_latent_stats, grow_decoder, kl_divergence
 from .video_io import read_video, write_video
 from .world import render, sample_scene
 
@@ -62,6 +62,8 @@ class VAETrainConfig:
     init: str | None = None                  # start from this VAE folder ("default": the shipped VAE)
     decoder_only: bool = False               # freeze the encoder and its latent statistics: latents stay the
                                              # same, so a diffusion model trained on them stays valid
+    decoder_blocks: int | None = None        # grow the decoder to this many residual blocks per stage; the new
+                                             # ones start as the identity, so training starts from init's output
 
 
 # --- data ------------------------------------------------------------------------------------------------
@@ -304,6 +306,8 @@ def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: fl
     torch.manual_seed(cfg.seed)
     device = torch.device(device)
     vae = (VideoVAE.load(cfg.init, device=device) if cfg.init else VideoVAE(PRESETS[cfg.preset]).to(device)).train()
+    if cfg.decoder_blocks is not None:
+        vae = grow_decoder(vae, cfg.decoder_blocks)
     if cfg.decoder_only:
         vae.encoder.requires_grad_(False)
     ema = copy.deepcopy(vae).eval().requires_grad_(False)

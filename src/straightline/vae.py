@@ -17,7 +17,7 @@ Latent statistics (per-channel mean and std, `compute_latent_stats`) are stored 
 """
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -37,6 +37,8 @@ class VAEConfig:
     channel_mult: tuple[int, ...] = (1, 2)          # one stage per 2× spatial downsampling (× patch: 8×)
     temporal_down: tuple[bool, ...] = (True, True)  # stages that also halve time: 4×
     blocks: int = 1                                 # residual blocks per stage
+    decoder_blocks: int | None = None               # residual blocks per decoder stage (None: `blocks`); the
+                                                    # decoder alone can grow while the latents stay (grow_decoder)
 
     @property
     def spatial_factor(self) -> int:
@@ -177,7 +179,7 @@ class Decoder(nn.Module):
         layers, cin = [], chans[0]
         for cout, time in zip(chans, cfg.temporal_down[::-1]):
             layers.append(Upsample(cin, cout, time))  # narrow before the larger grid: the cheap order
-            layers += [ResBlock(cout, cout) for _ in range(cfg.blocks)]
+            layers += [ResBlock(cout, cout) for _ in range(cfg.blocks if cfg.decoder_blocks is None else cfg.decoder_blocks)]
             cin = cout
         self.up = nn.Sequential(*layers)
         self.norm_out = ChannelRMSNorm(cin)
@@ -269,6 +271,34 @@ class VideoVAE(nn.Module):
         state = load_file(str(path / "vae.safetensors"), device=str(device))
         model.load_state_dict({k: v.float() for k, v in state.items()})
         return model.to(device).eval()
+
+
+def grow_decoder(vae: VideoVAE, blocks: int) -> VideoVAE:
+    """A copy of `vae` whose decoder has `blocks` residual blocks per stage and decodes exactly as `vae` does:
+    its blocks and the encoder are copied, and each new block starts as the identity (its last convolution is
+    zero). The latents stay the same, so a diffusion model trained on them stays valid while the bigger decoder
+    trains (`straightline vae train --init V --decoder-only --decoder-blocks N`)."""
+    old = vae.cfg.blocks if vae.cfg.decoder_blocks is None else vae.cfg.decoder_blocks
+    if blocks < old:
+        raise InvalidRequest("decoder blocks", blocks, f"at least the {old} per stage the decoder already has")
+    grown = VideoVAE(replace(vae.cfg, decoder_blocks=blocks)).to(vae.latent_mean.device)
+
+    def moved(key):  # decoder.up holds, per stage, an Upsample and then the stage's blocks
+        if not key.startswith("decoder.up."):
+            return key
+        index, rest = key.removeprefix("decoder.up.").split(".", 1)
+        stage, i = divmod(int(index), 1 + old)
+        return f"decoder.up.{stage * (1 + blocks) + i}.{rest}"
+
+    missing = grown.load_state_dict({moved(k): v for k, v in vae.state_dict().items()}, strict=False).missing_keys
+    new = [grown.decoder.up[stage * (1 + blocks) + i] for stage in range(len(vae.cfg.channel_mult))
+           for i in range(1 + old, 1 + blocks)]
+    assert len(missing) == sum(len(block.state_dict()) for block in new), missing
+    with torch.no_grad():
+        for block in new:
+            block.conv2.conv.weight.zero_()
+            block.conv2.conv.bias.zero_()
+    return grown.train(vae.training)
 
 
 def _check_video(video, cfg: VAEConfig) -> None:
