@@ -17,6 +17,7 @@ from straightline.train_vae import (
     edge_l1,
     make_batch,
     motion_l1,
+    outline_l1,
     run_config,
     temporal_l1,
     texture_clip,
@@ -145,6 +146,18 @@ def test_motion_loss_weighs_a_moving_object_that_whole_frame_l1_barely_sees():
     assert motion_l1(video, video) == 0
     assert motion_l1(stuck[:, :, :1], video[:, :, :1]) == 0                  # an image has no motion
     assert motion_l1(torch.zeros(1, 3, 3, 8, 8), torch.zeros(1, 3, 3, 8, 8)) == 0   # nor a still clip
+
+
+def test_outline_loss_tells_a_small_star_from_a_blob_that_whole_frame_l1_barely_sees():
+    y, x = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    angle, radius = torch.atan2(y - 32, x - 32), ((y - 32) ** 2 + (x - 32) ** 2).sqrt()
+    star = (radius < 4 + 2 * torch.cos(5 * angle)).float()                  # a 12-pixel five-pointed star
+    blob = (radius < 4.5).float()                                            # what a blurring VAE gives back
+    video, recon = (torch.stack([star, blob]) * 2 - 1).view(2, 1, 1, 64, 64).expand(2, 3, 1, 64, 64).chunk(2)
+    assert (recon - video).abs().mean() < 0.02                               # 1% of the frame
+    assert outline_l1(recon, video) > 5 * (recon - video).abs().mean()
+    assert outline_l1(video, video) == 0
+    assert outline_l1(torch.zeros(1, 3, 1, 8, 8), torch.ones(1, 3, 1, 8, 8)) == 0   # no edges: no outline
 
 
 def test_change_profile_loss_tells_a_held_then_jumped_latent_frame_from_a_steady_lag():

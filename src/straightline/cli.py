@@ -159,8 +159,8 @@ def cmd_vae_decode(args) -> None:
 def cmd_vae_train(args) -> None:
     from .train_vae import VAETrainConfig, train
     fields = ("preset", "steps", "lr", "pixel_budget", "crop", "fps", "kl_weight", "edge_weight", "temporal_weight",
-              "boundary_weight", "motion_weight", "profile_weight", "gan_weight", "seed", "init", "decoder_only",
-              "decoder_blocks")
+              "boundary_weight", "motion_weight", "outline_weight", "profile_weight", "gan_weight", "seed", "init",
+              "decoder_only", "decoder_blocks")
     values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     if args.durations:
         values["durations"] = tuple(args.durations)
@@ -736,6 +736,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "boundaries, where a decoder's frames jump (default 0)")
     tr.add_argument("--motion-weight", type=float, help="weight of the L1 over pixels that move (keeps moving "
                     "objects where they are; default 0)")
+    tr.add_argument("--outline-weight", type=float, help="weight of the L1 over the pixels on strong edges (keeps "
+                    "the outlines of small objects, which tell their shapes apart; default 0)")
     tr.add_argument("--profile-weight", type=float, help="weight of the L1 between how much each frame changes "
                     "in the clip and in the reconstruction (against a latent frame held, then jumped; default 0)")
     tr.add_argument("--fps", type=float, help="frame rate of training clips (default 24; the DiT trains at 12)")
