@@ -107,7 +107,7 @@ def main():
         attributes = ("color", "shape", "motion", "direction", "count", "background")
         print(f"\n| source | split | {' | '.join(attributes)} |\n|---|---|" + "---|" * len(attributes))
         for source in ("render", "vae"):
-            for split in ("train", "heldout"):
+            for split in ("train", "heldout", "small objects", "medium objects", "large objects"):
                 cell = {r["attribute"]: r for r in rows if r["source"] == source and r["split"] == split}
                 print(f"| {source} | {split} | " + " | ".join(
                     f"{100 * cell[a]['accuracy']:.1f}% (n={cell[a]['n']})" if a in cell and cell[a]["n"] else "-"

@@ -226,5 +226,8 @@ def test_through_the_vae_scores_renders_and_what_the_vae_returns():
         for attribute in ("color", "shape", "count"):
             assert rows["render", split, attribute]["accuracy"] == 1.0
             assert rows["vae", split, attribute]["accuracy"] == 1.0          # nothing lost, nothing to lose
+    sizes = [rows.get(("vae", f"{size} objects", "shape"), {"n": 0})["n"] for size in ("small", "medium", "large")]
+    assert sum(sizes) == rows["vae", "train", "shape"]["n"] + rows["vae", "heldout", "shape"]["n"]  # every object
+    assert ("vae", "small objects", "count") not in rows                    # a size has objects, not clips
     blank = {(r["source"], r["split"], r["attribute"]): r for r in through(_Blank(), n=2, resolution=96)}
     assert blank["render", "train", "color"]["accuracy"] == 1.0 and blank["vae", "train", "color"]["accuracy"] == 0

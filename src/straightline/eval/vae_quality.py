@@ -45,7 +45,8 @@ def through(vae, n: int = 50, *, device="cpu", resolution: int = 128, seconds: f
     bound its adherence; the gap to "render" is what the VAE loses (moving objects left behind, blurred
     shapes).
 
-    Returns accuracy_table rows with a "source" key ("render" or "vae")."""
+    Returns accuracy_table rows with a "source" key ("render" or "vae"): the splits "train" and "heldout", and
+    "small objects", "medium objects" and "large objects" (both splits' objects by size; no count or background)."""
     # imported here: the quality rows need neither. validate_request gives the clip size and frame count
     from ..pipeline import validate_request
     from .adherence import accuracy_table, prompt_set, score, split_of
@@ -55,9 +56,13 @@ def through(vae, n: int = 50, *, device="cpu", resolution: int = 128, seconds: f
         for prompt, scene in prompt_set(n, split, aspect=aspect, seconds=seconds):
             r = validate_request(prompt, aspect=aspect, resolution=resolution, seconds=seconds, fps=fps)
             clip = render(scene, r.width, r.height, fps=fps, num_frames=r.frames).frames
-            scored["render"].append((split_of(scene), score(clip, fps, scene)))
-            scored["vae"].append((split_of(scene), score(reconstruct(vae, clip, device), fps, scene)))
-    return [{"source": source, **row} for source, rows in scored.items() for row in accuracy_table(rows)]
+            for source, frames in (("render", clip), ("vae", reconstruct(vae, clip, device))):
+                s = score(frames, fps, scene)
+                scored[source].append((split_of(scene), s))
+                for o in s["objects"]:   # both splits' objects again by size: small ones are where shape is lost
+                    size = f"{scene.objects[o['object']].size} objects"
+                    scored[source].append((size, {"objects": [o], "count": None, "background": None}))
+    return [{"source": source, **row} for source, rows in scored.items() for row in accuracy_table(rows) if row["n"]]
 
 
 def toyworld_rows(vae, n: int, *, device="cpu", short: int = 144, frames: int = 33, fps: float = 24) -> list[dict]:
