@@ -41,6 +41,10 @@ class VAEConfig:
                                                     # decoder alone can grow while the latents stay (grow_decoder)
 
     @property
+    def decoder_stage_blocks(self) -> int:
+        return self.blocks if self.decoder_blocks is None else self.decoder_blocks
+
+    @property
     def spatial_factor(self) -> int:
         return self.patch * 2 ** len(self.channel_mult)
 
@@ -179,7 +183,7 @@ class Decoder(nn.Module):
         layers, cin = [], chans[0]
         for cout, time in zip(chans, cfg.temporal_down[::-1]):
             layers.append(Upsample(cin, cout, time))  # narrow before the larger grid: the cheap order
-            layers += [ResBlock(cout, cout) for _ in range(cfg.blocks if cfg.decoder_blocks is None else cfg.decoder_blocks)]
+            layers += [ResBlock(cout, cout) for _ in range(cfg.decoder_stage_blocks)]
             cin = cout
         self.up = nn.Sequential(*layers)
         self.norm_out = ChannelRMSNorm(cin)
@@ -278,7 +282,7 @@ def grow_decoder(vae: VideoVAE, blocks: int) -> VideoVAE:
     its blocks and the encoder are copied, and each new block starts as the identity (its last convolution is
     zero). The latents stay the same, so a diffusion model trained on them stays valid while the bigger decoder
     trains (`straightline vae train --init V --decoder-only --decoder-blocks N`)."""
-    old = vae.cfg.blocks if vae.cfg.decoder_blocks is None else vae.cfg.decoder_blocks
+    old = vae.cfg.decoder_stage_blocks
     if blocks < old:
         raise InvalidRequest("decoder blocks", blocks, f"at least the {old} per stage the decoder already has")
     grown = VideoVAE(replace(vae.cfg, decoder_blocks=blocks)).to(vae.latent_mean.device)
