@@ -2,6 +2,7 @@
 
 import json
 import logging
+import random
 import shutil
 from pathlib import Path
 
@@ -12,12 +13,14 @@ from safetensors.torch import load_file
 from straightline.cli import main
 from straightline.data import Bucket
 from straightline.train_vae import (
+    FolderClips,
     VAETrainConfig,
     change_profile_l1,
     edge_l1,
     make_batch,
     motion_l1,
     outline_l1,
+    photo_clip,
     run_config,
     temporal_l1,
     texture_clip,
@@ -121,6 +124,41 @@ def test_a_video_folder_trains_and_its_unreadable_files_are_reported(tmp_path, c
     assert len(warnings) == 1 and warnings[0].startswith("skipping")       # named once, however often drawn
     last = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
     assert last["step"] == 6 and last["skipped_files"] == 1
+
+
+def _best_shift(a, b, reach):
+    """The integer (dy, dx) that best maps frame a onto frame b (mean abs error on the overlap), and that error."""
+    h, w = a.shape[:2]
+    errors = {}
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            pa = a[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)]
+            pb = b[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+            errors[dy, dx] = (pa - pb).abs().mean().item()
+    best = min(errors, key=errors.get)
+    return best, errors[best], errors[0, 0]
+
+
+def test_a_photo_becomes_a_clip_under_a_camera_pan(tmp_path):
+    from PIL import Image
+    g = torch.Generator().manual_seed(0)
+    photo = torch.nn.functional.interpolate(torch.rand(1, 3, 30, 40, generator=g), size=(150, 200), mode="bicubic")
+    photo = (photo[0].permute(1, 2, 0).clamp(0, 1) * 255).to(torch.uint8)
+    Image.fromarray(photo.numpy()).save(tmp_path / "photo.png")
+    bucket = Bucket(frames=9, height=48, width=64)
+    clips = FolderClips(tmp_path, fps=12)
+    rng = random.Random(0)
+    moved = 0
+    for _ in range(6):
+        clip = clips.clip(rng, bucket)
+        assert clip.shape == (9, 48, 64, 3) and clip.dtype == torch.uint8
+        first, last = clip[0].float(), clip[-1].float()
+        (dy, dx), error, unshifted = _best_shift(last, first, reach=18)
+        assert max(abs(dy), abs(dx)) <= 2 * 8 + 1                  # at most 2 pixels a frame
+        assert error < 0.25 * unshifted or (dy, dx) == (0, 0)       # the last frame is the first, moved
+        moved += (dy, dx) != (0, 0)
+    assert moved >= 4                                               # it pans: not a still
+    assert photo_clip(photo, rng, Bucket(frames=1, height=48, width=64)).shape == (1, 48, 64, 3)   # an image
 
 
 def test_temporal_loss_sees_flicker_that_per_frame_losses_weigh_alike():

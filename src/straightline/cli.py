@@ -720,7 +720,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # training flags default to None: VAETrainConfig holds the defaults (and `straightline` stays quick to
     # start, with no training modules imported to build this parser)
-    tr = vsub.add_parser("train", help="train a VAE on ToyWorld (+ procedural textures, + a video folder)",
+    tr = vsub.add_parser("train", help="train a VAE on ToyWorld (+ procedural textures, + a folder of videos and photos)",
                          description="Train the VAE. Resumes exactly when --out already holds a train state. "
                          "Writes vae.json/vae.safetensors (EMA weights), log.jsonl and preview videos to --out.")
     tr.add_argument("--out", required=True, help="run folder")
@@ -745,7 +745,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default 0 0.35: images and 9-frame clips at 24 fps)")
     tr.add_argument("--crop", type=int, help="side of the square window cut from each clip (default 64)")
     tr.add_argument("--gan-weight", type=float, help="> 0 adds a patch discriminator")
-    tr.add_argument("--folder", help="also train on the videos in this folder")
+    tr.add_argument("--folder", help="also train on the videos and photos in this folder (a photo becomes a clip "
+                    "under a slow camera pan; a quarter of the clips)")
     tr.add_argument("--init", help="start from this VAE folder ('default': the shipped VAE)")
     tr.add_argument("--workers", type=int, default=0, help="processes rendering batches ahead (default 0: none; "
                     "use the spare CPUs on a GPU machine; the batches are the same)")

@@ -28,7 +28,7 @@ from .data import Bucket, from_model_output, make_buckets, to_model_input
 from .errors import InvalidRequest, MediaError
 from .metrics import psnr
 from .vae import PRESETS, VideoVAE, compute_latent_stats, grow_decoder, kl_divergence
-from .video_io import read_video, write_video
+from .video_io import read_image, read_video, write_video
 from .world import render, sample_scene
 
 log = logging.getLogger("straightline.train_vae")
@@ -135,21 +135,26 @@ def _one_thread(_worker: int) -> None:
 
 
 class FolderClips:
-    """Random crops of the videos in a folder at a bucket's shape. Unreadable files are skipped, never
+    """Random clips from the videos and photos in a folder, at a bucket's shape. A photo becomes a clip under a
+    slow camera pan (`photo_clip`): real textures, moving as footage does. Unreadable files are skipped, never
     fatal: each is logged once (as a warning, from whichever process meets it) and kept in `skipped`
     (path -> reason), which the training log reports as `skipped_files` when batches are made in-process."""
 
     def __init__(self, root, fps: float):
-        from .data import VIDEO_SUFFIXES
-        self.paths = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+        from .data import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+        self.paths = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES)
         if not self.paths:
-            raise InvalidRequest("folder", str(root), f"a folder holding videos ({', '.join(VIDEO_SUFFIXES)})")
+            raise InvalidRequest("folder", str(root),
+                                 f"a folder holding videos or photos ({', '.join(VIDEO_SUFFIXES + IMAGE_SUFFIXES)})")
+        self.photos = {p for p in self.paths if p.suffix.lower() in IMAGE_SUFFIXES}
         self.fps, self.skipped = fps, {}
 
     def clip(self, rng: random.Random, bucket: Bucket) -> torch.Tensor:
         for _ in range(20):
             path = rng.choice(self.paths)
             try:
+                if path in self.photos:
+                    return photo_clip(read_image(path), rng, bucket)
                 video = read_video(path, fps=self.fps, max_frames=bucket.frames,
                                    size=(bucket.width, bucket.height), fit="crop")
             except MediaError as err:
@@ -160,6 +165,31 @@ class FolderClips:
             if video.frames.shape[0] == bucket.frames:
                 return video.frames
         raise MediaError(self.paths[0].parent, f"no readable clip of {bucket.frames} frames in 20 tries")
+
+
+def photo_clip(image: torch.Tensor, rng: random.Random, bucket: Bucket, speed: float = 2.0) -> torch.Tensor:
+    """A photo (uint8 (H, W, 3)) as a clip at a bucket's shape: scaled to cover the frame, zoomed in 1–2×, and
+    panned in a straight line at up to `speed` pixels a frame (sub-pixel steps, as a camera moves), mirrored
+    at random. uint8 (T, h, w, 3)."""
+    h, w, frames = bucket.height, bucket.width, bucket.frames
+    photo = image.permute(2, 0, 1)[None].float() / 255
+    if rng.random() < 0.5:
+        photo = photo.flip(-1)
+    scale = max(h / photo.shape[2], w / photo.shape[3]) * rng.uniform(1.0, 2.0)
+    size = (max(h, round(photo.shape[2] * scale)), max(w, round(photo.shape[3] * scale)))
+    photo = F.interpolate(photo, size=size, mode="bilinear", antialias=True, align_corners=False)
+    room_y, room_x = size[0] - h, size[1] - w
+    steps = max(frames - 1, 1)
+    vy = rng.uniform(-1, 1) * min(speed, room_y / steps)
+    vx = rng.uniform(-1, 1) * min(speed, room_x / steps)
+    y0 = rng.uniform(max(0.0, -vy * steps), room_y - max(0.0, vy * steps))
+    x0 = rng.uniform(max(0.0, -vx * steps), room_x - max(0.0, vx * steps))
+    t = torch.arange(frames, dtype=torch.float32).view(-1, 1, 1)
+    ys = (y0 + vy * t + torch.arange(h).view(1, -1, 1) + 0.5) / size[0] * 2 - 1     # sample at pixel centres
+    xs = (x0 + vx * t + torch.arange(w).view(1, 1, -1) + 0.5) / size[1] * 2 - 1
+    grid = torch.stack(torch.broadcast_tensors(xs, ys), dim=-1)                      # (T, h, w, 2): x, y
+    video = F.grid_sample(photo.expand(frames, -1, -1, -1), grid, mode="bilinear", align_corners=False)
+    return (video.permute(0, 2, 3, 1).clamp(0, 1) * 255 + 0.5).to(torch.uint8)
 
 
 # --- losses ----------------------------------------------------------------------------------------------
