@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from straightline.eval.adherence import _heading, track_velocity
+from straightline.eval.adherence import heading, track_velocity
 from straightline.eval.stats import fmt, rate
 from straightline.world import Scene, WorldObject, captions, render, vocab
 from straightline.world.scene import validate_scene
@@ -92,7 +92,7 @@ def heading(frames, fps: float) -> str:
     if not tracks:
         return "-"
     velocity = track_velocity(max(tracks, key=lambda t: int(t.present.sum())), fps, min(frames.shape[1:3]))
-    return "still" if velocity is None else _heading(velocity)
+    return "still" if velocity is None else heading(velocity)
 
 
 def cmd_headings(args, scenes) -> None:

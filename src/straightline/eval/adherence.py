@@ -156,7 +156,7 @@ def _direction(track, o, fps: float, short_side: int, window: torch.Tensor) -> s
         if o.motion == "bounce":
             vx = float(velocity[0])
             return None if abs(vx) < MIN_SPEED else ("right" if vx > 0 else "left")
-        return None if float(velocity.norm()) < MIN_SPEED else _heading(velocity)
+        return None if float(velocity.norm()) < MIN_SPEED else heading(velocity)
     if o.motion == "orbit":
         if float((xy - xy[0]).norm(dim=1).max()) < MIN_TRAVEL:
             return None
@@ -179,7 +179,7 @@ def track_velocity(track, fps: float, short_side: int) -> torch.Tensor | None:
     return velocity if float(velocity.norm()) >= MIN_SPEED / 2 else None
 
 
-def _heading(velocity) -> str:
+def heading(velocity) -> str:
     """The 8-way direction word (vocab.DIRECTIONS) nearest a velocity (x right, y up)."""
     angle = math.atan2(float(velocity[1]), float(velocity[0]))
     return min(vocab.DIRECTIONS, key=lambda d: abs(math.remainder(
@@ -384,8 +384,8 @@ def steering(pipeline, n: int, *, split: str = "train", seed: int = 0, aspect="1
     pairs = [arms for arms in velocity.values() if all(v is not None for _, v in arms)]
     cosines = [float(a[1] @ b[1] / (a[1].norm() * b[1].norm())) for a, b in pairs]
     return {"n": len(cases), "pairs": len(pairs),
-            "both": sum(all(_heading(v) == word for word, v in arms) for arms in pairs),
-            "same": sum(_heading(arms[0][1]) == _heading(arms[1][1]) for arms in pairs),
+            "both": sum(all(heading(v) == word for word, v in arms) for arms in pairs),
+            "same": sum(heading(arms[0][1]) == heading(arms[1][1]) for arms in pairs),
             "cosine": sum(cosines) / len(cosines) if cosines else float("nan"), "cosines": cosines}
 
 
