@@ -84,7 +84,7 @@ def cmd_data(args, scenes) -> None:
     print(f"{len(rows)} clips and captions.jsonl in {out}; the first: {rows[0]['caption']!r}")
 
 
-def heading(frames, fps: float) -> str:
+def clip_heading(frames, fps: float) -> str:
     """The 8-way heading of the track present longest, 'still', or '-' when no object was seen."""
     from straightline.world.perception import perceive
     frames = torch.as_tensor(frames)
@@ -97,13 +97,13 @@ def heading(frames, fps: float) -> str:
 
 def cmd_headings(args, scenes) -> None:
     from straightline.pipeline import Pipeline
-    rows = {"the renders (perception's own accuracy)": [(d, heading(render(s, 128, 128, fps=12).frames, 12))
+    rows = {"the renders (perception's own accuracy)": [(d, clip_heading(render(s, 128, 128, fps=12).frames, 12))
                                                       for s, _, d in scenes]}
     pipe = Pipeline(args.model, args.device)
     rows[args.model] = []
     for seed in range(args.seeds):
         requests = [pipe.validate(caption, size="128x128", seconds=2, seed=seed) for _, caption, _ in scenes]
-        rows[args.model] += [(d, heading(r.frames, r.fps)) for (_, _, d), r in zip(scenes, pipe.generate(requests))]
+        rows[args.model] += [(d, clip_heading(r.frames, r.fps)) for (_, _, d), r in zip(scenes, pipe.generate(requests))]
     print(f"{args.n} scenes (seed {args.seed}, objects {args.objects}, starts {args.starts}), {args.seeds} sampling "
           "seed(s) each; headings read by perception, 8-way (chance about 1 in 8)\n")
     print(f"| clips | as the word says | {' | '.join(WORDS)} | still or not seen |")
