@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from .data import Bucket, from_model_output, make_buckets, to_model_input
+from .data import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Bucket, from_model_output, make_buckets, to_model_input
 from .errors import InvalidRequest, MediaError
 from .metrics import psnr
 from .vae import PRESETS, VideoVAE, compute_latent_stats, grow_decoder, kl_divergence
@@ -141,19 +141,17 @@ class FolderClips:
     (path -> reason), which the training log reports as `skipped_files` when batches are made in-process."""
 
     def __init__(self, root, fps: float):
-        from .data import IMAGE_SUFFIXES, VIDEO_SUFFIXES
         self.paths = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES)
         if not self.paths:
             raise InvalidRequest("folder", str(root),
                                  f"a folder holding videos or photos ({', '.join(VIDEO_SUFFIXES + IMAGE_SUFFIXES)})")
-        self.photos = {p for p in self.paths if p.suffix.lower() in IMAGE_SUFFIXES}
         self.fps, self.skipped = fps, {}
 
     def clip(self, rng: random.Random, bucket: Bucket) -> torch.Tensor:
         for _ in range(20):
             path = rng.choice(self.paths)
             try:
-                if path in self.photos:
+                if path.suffix.lower() in IMAGE_SUFFIXES:
                     return photo_clip(read_image(path), rng, bucket)
                 video = read_video(path, fps=self.fps, max_frames=bucket.frames,
                                    size=(bucket.width, bucket.height), fit="crop")
