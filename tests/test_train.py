@@ -29,6 +29,7 @@ from straightline.train import (
     build_cache,
     conditioning,
     distill_loss,
+    endpoint_loss,
     draw_batch,
     flow_loss,
     loss_weight,
@@ -170,6 +171,42 @@ def test_a_rolled_out_step_starts_where_the_students_own_sampler_is():
     assert loss([True, True], [2, 2]) != pytest.approx(loss([False, False], [2, 2]), rel=1e-3)
 
 
+def test_the_endpoint_loss_compares_the_students_whole_sample_with_its_teachers():
+    torch.manual_seed(0)
+    student, teacher = _nudged_tiny_dit(), _nudged_tiny_dit()
+    latents, noise, text, empty, _, _ = _distill_inputs()
+    cond, weight = conditioning(latents, random.Random(0), 1.0)      # given frames, kept on their path
+    times = flow.sampling_times(3)
+    loss = lambda s, t, scale=4.0, substeps=2: endpoint_loss(s, t, text, empty, noise, cond, weight, times, scale,
+                                                             substeps)
+    assert loss(teacher, teacher, 1.0, 1).item() < 1e-10         # the teacher's own steps, unguided: no error
+    assert loss(teacher, teacher).item() > 1e-6                  # guidance and substeps are what it learns
+
+    known = cond[:, -1:]                                          # the student's sample and the target, by hand
+    x, y = noise.clone(), noise.clone()
+    for k in range(3):
+        put = lambda z, t: z * (1 - known) + flow.interpolate(latents, noise, t) * known
+        x = x + (times[k + 1] - times[k]) * student(put(x, times[k]), times[k].expand(2), text.tokens, text.mask,
+                                                    text.pooled, cond)
+        for j in range(2):
+            s = times[k] + (times[k + 1] - times[k]) * j / 2
+            v_c = teacher(put(y, s), s.expand(2), text.tokens, text.mask, text.pooled, cond)
+            v_u = teacher(put(y, s), s.expand(2), empty.tokens, empty.mask, empty.pooled, cond)
+            y = y + (times[k + 1] - times[k]) / 2 * (v_u + 4.0 * (v_c - v_u))
+    w = weight.expand(2, 1, *x.shape[2:])
+    err = ((x - y).pow(2).mean(1, keepdim=True) * w).sum() / w.sum()
+    assert loss(student, teacher).item() == pytest.approx(err.item(), rel=1e-4)
+
+    got = loss(student.requires_grad_(True), teacher)             # the student learns through its sample
+    got.backward()
+    grads = [p.grad for p in student.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads) and sum(g.norm() for g in grads) > 0
+    seg = lambda endpoint: distill_loss(student, teacher, latents, text, empty, noise, cond, weight, times,
+                                        torch.tensor([0, 1]), 4.0, 2, endpoint=endpoint).item()
+    assert seg(1.0) == pytest.approx(got.item(), rel=1e-5)
+    assert seg(0.5) == pytest.approx(0.5 * seg(0.0) + 0.5 * seg(1.0), rel=1e-5)
+
+
 def test_a_distillation_step_weighs_object_cells_when_asked(vae_path, tmp_path):
     train(tiny_config(vae_path, steps=1), tmp_path / "teacher", sample_every=0, progress=False)
     cfg = tiny_config(vae_path, steps=1, init=str(tmp_path / "teacher"), distill_steps=2, distill_substeps=1,
@@ -211,6 +248,8 @@ def test_a_distillation_step_can_start_from_the_students_own_states(vae_path, tm
     assert drawn["rollout"].all() and drawn["rollout"].shape == drawn["segment"].shape
     with pytest.raises(InvalidRequest, match="distill_rollout"):
         tiny_config(vae_path, distill_rollout=1.5).check()
+    with pytest.raises(InvalidRequest, match="distill_endpoint"):
+        tiny_config(vae_path, distill_endpoint=-0.1).check()
 
 
 def test_distilling_writes_a_student_that_samples_in_its_steps_without_guidance(vae_path, tmp_path):

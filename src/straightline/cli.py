@@ -191,7 +191,8 @@ def cmd_train(args) -> None:
     fields = ("preset", "vae", "text_encoder", "text_features", "init", "position_freqs", "fps", "cache_clips",
               "shard_clips", "image_share", "token_budget", "steps", "lr", "warmup", "ema", "text_dropout", "cond_prob",
               "object_weight", "time_shift", "time_shift_share", "reverse_pairs", "shape_pairs", "pair_weight", "seed",
-              "distill_steps", "distill_cfg", "distill_substeps", "distill_rollout", "student_init")
+              "distill_steps", "distill_cfg", "distill_substeps", "distill_rollout", "distill_endpoint",
+              "student_init")
     values = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     for name in ("resolutions", "image_resolutions"):
         if getattr(args, name) is not None:
@@ -628,6 +629,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--distill-rollout", type=float, help="share of samples whose student step starts where the "
                    "student's own steps from the noise reach, as when it samples (default 0: all start from the data "
                    "noised to that time)")
+    t.add_argument("--distill-endpoint", type=float, metavar="P", help="share of the loss on whole samples: the "
+                   "student's steps from the noise, differentiated through, against the teacher's guided path from "
+                   "the same noise (default 0: each sample trains one step)")
     t.add_argument("--student-init", help="with --distill-steps: start the student from this DiT folder instead of "
                    "the teacher ('default': the shipped fast student), to distil further")
     t.add_argument("--seed", type=int)

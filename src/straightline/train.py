@@ -139,6 +139,9 @@ class TrainConfig:
     distill_rollout: float = 0.0             # share of samples whose student step starts where the student's own
                                              # steps from the noise reach, as when it samples (the rest start from
                                              # the data noised to that time)
+    distill_endpoint: float = 0.0            # share of the loss on the student's whole sample: its steps from
+                                             # the noise against the teacher's guided path from the same noise
+                                             # (the rest: the one step each sample trains)
     student_init: str = ""                   # start the student from this DiT folder (dit.json + safetensors;
                                              # 'default': the shipped student, weights/dit-fast) to distil further
 
@@ -148,7 +151,8 @@ class TrainConfig:
         if not 0 < self.object_weight <= 100:
             raise InvalidRequest("object_weight", self.object_weight,
                                  "a loss weight in (0, 100]; 1 weighs every cell alike")
-        for name in ("text_dropout", "cond_prob", "image_share", "reverse_pairs", "shape_pairs", "distill_rollout"):
+        for name in ("text_dropout", "cond_prob", "image_share", "reverse_pairs", "shape_pairs", "distill_rollout",
+                     "distill_endpoint"):
             if not 0 <= getattr(self, name) <= 1:
                 raise InvalidRequest(name, getattr(self, name), "a probability between 0 and 1")
         if self.reverse_pairs + self.shape_pairs > 1:
@@ -514,7 +518,7 @@ def loss_weight(frame_weight: torch.Tensor, objects: torch.Tensor, object_weight
 
 
 def distill_loss(student, teacher, latents, text, empty, noise, cond, weight, times, segment, scale: float,
-                 substeps: int, interval: tuple[float, float] = (0.0, 1.0), rollout=None):
+                 substeps: int, interval: tuple[float, float] = (0.0, 1.0), rollout=None, endpoint: float = 0.0):
     """Few-step distillation. The student's sampler takes the steps `times` (K + 1 times); each sample trains
     one of them, `segment` (B,): from x at its start, the teacher's guided Euler substeps reach x_b at t_b, and
     the student learns, without guidance, the one velocity that makes the same move: (x_b - x_a) / (t_b - t_a).
@@ -523,23 +527,62 @@ def distill_loss(student, teacher, latents, text, empty, noise, cond, weight, ti
     noised data. Given frames stay on their path from the noise in both (pipeline.keep_known_on_path).
     `empty`: the unconditional text of the teacher's guidance, which applies at substep times within `interval`
     (as sampling.classifier_free_guidance's). `weight` as flow_loss's: per frame, or per cell (an object weight
-    makes the student match its teacher most closely on objects)."""
+    makes the student match its teacher most closely on objects).
+
+    `endpoint` in [0, 1]: that share of the loss compares whole samples instead (endpoint_loss): a step's error
+    is corrected where it shows, in what the later steps make of it."""
+    loss = endpoint_loss(student, teacher, text, empty, noise, cond, weight, times, scale, substeps, interval) \
+        if endpoint else 0.0
+    if endpoint == 1:
+        return loss
     t_a, t_b = times[segment], times[segment + 1]                            # (B,)
     x_a = flow.interpolate(latents, noise, t_a)
     if rollout is not None and bool(rollout.any()):
         x_a = torch.where(rollout.view(-1, 1, 1, 1, 1), _rollout(student, text, noise, cond, times, segment), x_a)
-    pair = TextEmbedding.cat([text, empty])
     with torch.no_grad():
-        x = x_a
-        for k in range(substeps):
-            s, s_next = (t_a + (t_b - t_a) * j / substeps for j in (k, k + 1))
-            v_c, v_u = teacher(torch.cat([x, x]), torch.cat([s, s]), pair.tokens, pair.mask, pair.pooled,
-                               torch.cat([cond, cond])).float().chunk(2)
-            g = torch.where((s >= interval[0]) & (s <= interval[1]), scale, 1.0).view(-1, 1, 1, 1, 1)
-            x = x + (s_next - s).view(-1, 1, 1, 1, 1) * (v_u + g * (v_c - v_u))
-        target = (x - x_a) / (t_b - t_a).view(-1, 1, 1, 1, 1)
+        x_b = _guided_path(teacher, x_a, t_a, t_b, text, empty, cond, scale, substeps, interval)
+        target = (x_b - x_a) / (t_b - t_a).view(-1, 1, 1, 1, 1)
     v = student(x_a, t_a, text.tokens, text.mask, text.pooled, cond)
-    err = (v.float() - target).pow(2).mean(dim=1, keepdim=True)
+    return endpoint * loss + (1 - endpoint) * _weighted_mse(v, target, weight)
+
+
+def endpoint_loss(student, teacher, text, empty, noise, cond, weight, times, scale: float, substeps: int,
+                  interval: tuple[float, float] = (0.0, 1.0)):
+    """The student's whole sample against its teacher's: from the same `noise`, the student's Euler steps at
+    `times` without guidance (differentiated through all of them) and the teacher's guided path, `substeps`
+    per student step, both with given frames kept on their path. The per-step loss of distill_loss trains each
+    step alone, from states the teacher then corrects; here an early step that starts a stray object pays for it
+    in the final sample, where the teacher's path from the same noise has none."""
+    B = len(noise)
+    with torch.no_grad():
+        x = noise
+        for k in range(len(times) - 1):
+            x = _guided_path(teacher, x, times[k].expand(B), times[k + 1].expand(B), text, empty, cond, scale,
+                             substeps, interval, noise)
+        target = known_on_path(x, cond, noise, times[-1].expand(B))
+    velocity = keep_known_on_path(lambda x, t: student(x, t, text.tokens, text.mask, text.pooled, cond).float(),
+                                  cond, noise)
+    sample = known_on_path(euler(velocity, noise, times), cond, noise, times[-1].expand(B))
+    return _weighted_mse(sample, target, weight)
+
+
+def _guided_path(teacher, x, t_a, t_b, text, empty, cond, scale, substeps, interval, noise=None):
+    """Where the teacher's guided Euler substeps take x from t_a to t_b (B,); with `noise`, the given frames are
+    put on their path from it before each substep (as when sampling)."""
+    pair = TextEmbedding.cat([text, empty])
+    for k in range(substeps):
+        s, s_next = (t_a + (t_b - t_a) * j / substeps for j in (k, k + 1))
+        x_in = x if noise is None else known_on_path(x, cond, noise, s)
+        v_c, v_u = teacher(torch.cat([x_in, x_in]), torch.cat([s, s]), pair.tokens, pair.mask, pair.pooled,
+                           torch.cat([cond, cond])).float().chunk(2)
+        g = torch.where((s >= interval[0]) & (s <= interval[1]), scale, 1.0).view(-1, 1, 1, 1, 1)
+        x = x + (s_next - s).view(-1, 1, 1, 1, 1) * (v_u + g * (v_c - v_u))
+    return x
+
+
+def _weighted_mse(a, b, weight):
+    """Squared error averaged over channels, then weighted per frame or cell and divided by the weights' sum."""
+    err = (a.float() - b).pow(2).mean(dim=1, keepdim=True)
     w = weight.expand_as(err)
     return (err * w).sum() / w.sum().clamp(min=1)
 
@@ -812,7 +855,7 @@ def train(cfg: TrainConfig, out, *, folder=None, device=None, time_limit: float 
                 loss = distill_loss(net, teacher, on["latents"], text, text_encoder([""] * len(drawn["prompts"])),
                                     on["noise"], on["cond"], on["weight"], on["times"], on["segment"],
                                     cfg.distill_cfg, cfg.distill_substeps, cfg.distill_cfg_interval,
-                                    on.get("rollout"))
+                                    on.get("rollout"), cfg.distill_endpoint)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)  # FSDP: all-reduces norms
