@@ -665,6 +665,17 @@ def test_cli_trains_a_model_folder_that_generate_uses(vae_path, tmp_path, capsys
     assert "cond_prob" in capsys.readouterr().err
 
 
+def test_a_distillation_on_whole_samples_runs_under_ddp_and_fsdp(vae_path, tmp_path):
+    """endpoint_loss calls the student once per sampling step before one backward: both wrappers must take it."""
+    train(tiny_config(vae_path, steps=1), tmp_path / "teacher", sample_every=0, progress=False)
+    for parallel in ("ddp", "fsdp"):
+        (tmp_path / parallel).mkdir()
+        metrics = launch(2, vae_path, tmp_path / parallel / "run", 2, "--parallel", parallel, "--init",
+                         str(tmp_path / "teacher"), "--distill-steps=2", "--distill-substeps=1",   # digits alone: steps
+                         "--distill-endpoint=1")
+        assert len(metrics) == 2 and all(m["step"] == 2 and math.isfinite(m["loss"]) for m in metrics)
+
+
 def test_auto_shards_models_from_preset_s_up_under_torchrun():
     from straightline.errors import InvalidRequest
     from straightline.train import parallel_mode
