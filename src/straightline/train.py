@@ -62,7 +62,7 @@ from .errors import InvalidRequest, MediaError
 from .model import ModelInfo, load_info, save_model
 from .pipeline import keep_known_on_path, known_on_path
 from .request import parse_interval
-from .sampling import euler
+from .sampling import classifier_free_guidance, euler
 from .text import FEATURES, TextEmbedding, load_text_encoder
 from .vae import VideoVAE
 from .world import render, sample_scene
@@ -531,53 +531,55 @@ def distill_loss(student, teacher, latents, text, empty, noise, cond, weight, ti
 
     `endpoint` in [0, 1]: that share of the loss compares whole samples instead (endpoint_loss): a step's error
     is corrected where it shows, in what the later steps make of it."""
-    loss = endpoint_loss(student, teacher, text, empty, noise, cond, weight, times, scale, substeps, interval) \
-        if endpoint else 0.0
+    whole = endpoint_loss(student, teacher, text, empty, noise, cond, weight, times, scale, substeps, interval) \
+        if endpoint > 0 else 0.0
     if endpoint == 1:
-        return loss
+        return whole
     t_a, t_b = times[segment], times[segment + 1]                            # (B,)
     x_a = flow.interpolate(latents, noise, t_a)
     if rollout is not None and bool(rollout.any()):
         x_a = torch.where(rollout.view(-1, 1, 1, 1, 1), _rollout(student, text, noise, cond, times, segment), x_a)
+    pair = TextEmbedding.cat([text, empty])
     with torch.no_grad():
-        x_b = _guided_path(teacher, x_a, t_a, t_b, text, empty, cond, scale, substeps, interval)
-        target = (x_b - x_a) / (t_b - t_a).view(-1, 1, 1, 1, 1)
+        x = x_a
+        for k in range(substeps):
+            s, s_next = (t_a + (t_b - t_a) * j / substeps for j in (k, k + 1))
+            v_c, v_u = teacher(torch.cat([x, x]), torch.cat([s, s]), pair.tokens, pair.mask, pair.pooled,
+                               torch.cat([cond, cond])).float().chunk(2)
+            g = torch.where((s >= interval[0]) & (s <= interval[1]), scale, 1.0).view(-1, 1, 1, 1, 1)
+            x = x + (s_next - s).view(-1, 1, 1, 1, 1) * (v_u + g * (v_c - v_u))
+        target = (x - x_a) / (t_b - t_a).view(-1, 1, 1, 1, 1)
     v = student(x_a, t_a, text.tokens, text.mask, text.pooled, cond)
-    return endpoint * loss + (1 - endpoint) * _weighted_mse(v, target, weight)
+    return endpoint * whole + (1 - endpoint) * _weighted_mse(v, target, weight)
 
 
 def endpoint_loss(student, teacher, text, empty, noise, cond, weight, times, scale: float, substeps: int,
                   interval: tuple[float, float] = (0.0, 1.0)):
     """The student's whole sample against its teacher's: from the same `noise`, the student's Euler steps at
-    `times` without guidance (differentiated through all of them) and the teacher's guided path, `substeps`
-    per student step, both with given frames kept on their path. The per-step loss of distill_loss trains each
-    step alone, from states the teacher then corrects; here an early step that starts a stray object pays for it
-    in the final sample, where the teacher's path from the same noise has none."""
-    B = len(noise)
+    `times` without guidance (differentiated through all of them) and the teacher sampling as the pipeline does
+    (guided Euler, `substeps` per student step), both with given frames kept on their path. The per-step loss of
+    distill_loss trains each step alone, from states the teacher then corrects; here an early step that starts a
+    stray object pays for it in the final sample, where the teacher's path from the same noise has none. `times`
+    are one sampler's, shared by the batch; given frames weigh 0, so the samples' own given frames do not count."""
+    def model(net):
+        return lambda x, t: net(x, t, text.tokens, text.mask, text.pooled, cond).float()
+    pair = TextEmbedding.cat([text, empty])
+    both = torch.cat([cond, cond])
+
+    def teacher_pair(x, t):
+        return teacher(torch.cat([x, x]), torch.cat([t, t]), pair.tokens, pair.mask, pair.pooled, both).float().chunk(2)
     with torch.no_grad():
-        x = noise
-        for k in range(len(times) - 1):
-            x = _guided_path(teacher, x, times[k].expand(B), times[k + 1].expand(B), text, empty, cond, scale,
-                             substeps, interval, noise)
-        target = known_on_path(x, cond, noise, times[-1].expand(B))
-    velocity = keep_known_on_path(lambda x, t: student(x, t, text.tokens, text.mask, text.pooled, cond).float(),
-                                  cond, noise)
-    sample = known_on_path(euler(velocity, noise, times), cond, noise, times[-1].expand(B))
+        guided = classifier_free_guidance(teacher_pair, scale, model(teacher), interval)
+        target = euler(keep_known_on_path(guided, cond, noise), noise, _substep_times(times, substeps))
+    sample = euler(keep_known_on_path(model(student), cond, noise), noise, times)
     return _weighted_mse(sample, target, weight)
 
 
-def _guided_path(teacher, x, t_a, t_b, text, empty, cond, scale, substeps, interval, noise=None):
-    """Where the teacher's guided Euler substeps take x from t_a to t_b (B,); with `noise`, the given frames are
-    put on their path from it before each substep (as when sampling)."""
-    pair = TextEmbedding.cat([text, empty])
-    for k in range(substeps):
-        s, s_next = (t_a + (t_b - t_a) * j / substeps for j in (k, k + 1))
-        x_in = x if noise is None else known_on_path(x, cond, noise, s)
-        v_c, v_u = teacher(torch.cat([x_in, x_in]), torch.cat([s, s]), pair.tokens, pair.mask, pair.pooled,
-                           torch.cat([cond, cond])).float().chunk(2)
-        g = torch.where((s >= interval[0]) & (s <= interval[1]), scale, 1.0).view(-1, 1, 1, 1, 1)
-        x = x + (s_next - s).view(-1, 1, 1, 1, 1) * (v_u + g * (v_c - v_u))
-    return x
+def _substep_times(times: torch.Tensor, substeps: int) -> torch.Tensor:
+    """`times` with each step cut into `substeps` equal ones (K * substeps + 1 times)."""
+    frac = torch.arange(substeps, device=times.device, dtype=times.dtype) / substeps
+    inner = times[:-1, None] + (times[1:] - times[:-1])[:, None] * frac
+    return torch.cat([inner.reshape(-1), times[-1:]])
 
 
 def _weighted_mse(a, b, weight):
