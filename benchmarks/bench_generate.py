@@ -2,6 +2,7 @@
 
     python benchmarks/bench_generate.py --model default --n 200 --seconds 1 --fps 12 --resolution 128 --steps 20 --cfg 5
     python benchmarks/bench_generate.py --model default --preset fast --n 200    # the distilled 4-step student
+    python benchmarks/bench_generate.py ... --cases student.jsonl    # also each case's score, for compare_adherence.py
 
 Adherence: n in-distribution prompts ("train": new scenes of the training distribution) and n held-out ones
 (the first object is a HELD_OUT colour x shape x motion triple), medium captions, static camera, each
@@ -108,6 +109,9 @@ def main():
     parser.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's own)")
     parser.add_argument("--cfg-interval", default=None, metavar="LO,HI",
                         help="diffusion times that are guided (default: the model's own)")
+    parser.add_argument("--cases", default=None, metavar="PATH",
+                        help="also write each adherence case's score (JSON lines), which benchmarks/"
+                             "compare_adherence.py compares between two models")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=8, help="requests per generate call")
     parser.add_argument("--framing-n", type=int, default=40, help="prompts for the framing table")
@@ -148,14 +152,18 @@ def main():
     if "adherence" not in args.skip:
         cases = [case for split in ("train", "heldout") for case in
                  prompt_set(args.n, split, aspect=args.aspect, seconds=args.seconds, scenario=args.scenario)]
-        start, misses = time.perf_counter(), collections.Counter()
+        start, misses, kept = time.perf_counter(), collections.Counter(), []
 
-        def count_miss(case, result, scored):          # a wrong count: fewer objects seen than shown, or more
-            lo, hi = scored["expected"]
+        def keep(case, result, scored):
+            lo, hi = scored["expected"]                # a wrong count: fewer objects seen than shown, or more
             if not lo <= scored["tracks"] <= hi:
                 misses[split_of(case[1]), "too few" if scored["tracks"] < lo else "too many"] += 1
+            kept.append({"case": len(kept), "split": split_of(case[1]), "prompt": case[0], "score": scored})
 
-        rows = evaluate(pipe, cases, batch=args.batch, progress=progress("adherence"), keep=count_miss, **fields)
+        rows = evaluate(pipe, cases, batch=args.batch, progress=progress("adherence"), keep=keep, **fields)
+        if args.cases:
+            with open(args.cases, "w") as f:
+                f.writelines(json.dumps(line) + "\n" for line in kept)
         print(f"## Prompt adherence\n\n{args.n} prompts per split (medium captions, static camera), {args.aspect} "
               f"at short side {args.resolution} px, {args.seconds:g} s; {time.perf_counter() - start:.0f} s in all.\n")
         print(adherence_table(rows) + "\n")

@@ -13,6 +13,7 @@ from straightline.eval.adherence import (
     evaluate,
     framing,
     in_view_frames,
+    paired_difference,
     placement,
     placement_cases,
     prompt_set,
@@ -109,6 +110,38 @@ def test_accuracy_table_counts_and_intervals():
     assert rows["heldout: novel object", "color"]["n"] == 1
     assert ("heldout: novel object", "count") not in rows
     assert (rows["train", "color"]["low"], rows["train", "color"]["high"]) == pytest.approx(wilson(2, 2))
+
+
+def clip_score(count: bool, colors=(True,)) -> dict:
+    objects = [{"object": i, "color": c, "shape": True, "motion": True, "direction": None}
+               for i, c in enumerate(colors)]
+    return {"objects": objects, "count": count, "background": True}
+
+
+def test_paired_difference_sees_what_two_models_intervals_side_by_side_cannot():
+    # b is a copy of a with 4 of 100 correct counts made wrong: +4 points, though a and b's own 95% intervals
+    # (about +-9 points at 70%) overlap almost entirely
+    generator = torch.Generator().manual_seed(0)
+    right = (torch.rand(100, generator=generator) < 0.7).tolist()
+    flipped = [k for k, r in enumerate(right) if r][:4]
+    a = [("train", clip_score(r)) for r in right]
+    b = [("train", clip_score(r and k not in flipped)) for k, r in enumerate(right)]
+    rows = {(r["split"], r["attribute"]): r for r in paired_difference(a, b)}
+    count = rows["train", "count"]
+    assert count["n"] == 100 and count["difference"] == pytest.approx(0.04)
+    assert count["a"] - count["b"] == pytest.approx(0.04)
+    assert 0 < count["low"] < 0.04 < count["high"] < 0.09
+    assert rows["train", "color"]["difference"] == rows["train", "color"]["low"] == rows["train", "color"]["high"] == 0
+    # per-object attributes pool their objects; the held-out object has its own rows; a run against itself is 0
+    two = [("heldout", clip_score(True, (True, False)))] * 3
+    rows = {(r["split"], r["attribute"]): r for r in paired_difference(two, two)}
+    assert rows["heldout", "color"]["n"] == 6 and rows["heldout", "color"]["a"] == pytest.approx(0.5)
+    assert rows["heldout: novel object", "color"]["n"] == 3 and rows["heldout: novel object", "color"]["a"] == 1
+    assert all(r["difference"] == r["low"] == r["high"] == 0 for r in rows.values())
+    with pytest.raises(ValueError, match="scored 2 and 1 cases"):
+        paired_difference(a[:2], b[:1])
+    with pytest.raises(ValueError, match="case 0 was scored on different objects"):
+        paired_difference([("train", clip_score(True, (True, True)))], [("train", clip_score(True))])
 
 
 class OraclePipeline:
