@@ -38,8 +38,11 @@ def main():
             raise SystemExit(f"case {x['case']}: the files hold different prompts ({x['prompt']!r} and "
                              f"{y['prompt']!r}); run bench_generate.py with the same --n, --aspect, --seconds and "
                              f"--scenario for both")
-    rows = paired_difference([(c["split"], c["score"]) for c in a], [(c["split"], c["score"]) for c in b],
-                             resamples=args.resamples)
+    try:
+        rows = paired_difference([(c["split"], c["score"]) for c in a], [(c["split"], c["score"]) for c in b],
+                                 resamples=args.resamples)
+    except ValueError as e:          # files of different lengths, or scored on different objects
+        raise SystemExit(f"{args.a} and {args.b}: {e}") from None
     name_a, name_b = args.names or (args.a, args.b)
     print(f"{len(a)} cases: **{name_a}** minus **{name_b}**, points (95% interval from {args.resamples} resamples "
           f"of the cases).\n")

@@ -540,8 +540,8 @@ def distill_loss(student, teacher, latents, text, empty, noise, cond, weight, ti
     if rollout is not None and bool(rollout.any()):
         x_a = torch.where(rollout.view(-1, 1, 1, 1, 1), _rollout(student, text, noise, cond, times, segment), x_a)
     pair = TextEmbedding.cat([text, empty])
-    with torch.no_grad():
-        x = x_a
+    with torch.no_grad():      # guided substeps by hand: each sample has its own times, which
+        x = x_a                # sampling.classifier_free_guidance (one time per call) does not take
         for k in range(substeps):
             s, s_next = (t_a + (t_b - t_a) * j / substeps for j in (k, k + 1))
             v_c, v_u = teacher(torch.cat([x, x]), torch.cat([s, s]), pair.tokens, pair.mask, pair.pooled,
