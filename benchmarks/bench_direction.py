@@ -103,7 +103,8 @@ def cmd_headings(args, scenes) -> None:
     rows[args.model] = []
     for seed in range(args.seeds):
         requests = [pipe.validate(caption, size="128x128", seconds=2, seed=seed) for _, caption, _ in scenes]
-        rows[args.model] += [(d, clip_heading(r.frames, r.fps)) for (_, _, d), r in zip(scenes, pipe.generate(requests))]
+        results = pipe.generate(requests)
+        rows[args.model] += [(d, clip_heading(r.frames, r.fps)) for (_, _, d), r in zip(scenes, results)]
     print(f"{args.n} scenes (seed {args.seed}, objects {args.objects}, starts {args.starts}), {args.seeds} sampling "
           "seed(s) each; headings read by perception, 8-way (chance about 1 in 8)\n")
     print(f"| clips | as the word says | {' | '.join(WORDS)} | still or not seen |")

@@ -356,7 +356,8 @@ def main() -> None:
         t = time.time()
         results[policy] = run(policy, world, args)
         print(f"{policy}: {time.time() - t:.0f} s", file=sys.stderr)
-    print(f"# bench_feed  {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
+    print(f"# bench_feed  {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
+          f"{platform.processor() or platform.machine()}, "
           f"{args.users} users x {args.views} views, library {args.library} (+ generated), "
           f"{len(world.pool or [])} concepts to draw ideas from, embedder {args.embedder}, "
           f"a generated video costs {world.cost.device_seconds(_request()):.1f} device-s (CPU cost model), "

@@ -144,7 +144,8 @@ def main():
         "a preset's own DiT, whose recipe model.json does not hold; the model's DiT `dit` was trained on"
     print(f"DiT `{info.default('dit')}`: {params:.2f}M parameters ({dit.cfg.dim} wide, {dit.cfg.depth} blocks), "
           f"VAE {vae_params:.2f}M, text encoder {pipe.info.text_encoder}; {recipe}: {trained}.  ")
-    print(f"Generation{f' (preset {args.preset})' if args.preset else ''}: {args.steps} {info.default('sampler')} steps, "
+    preset = f" (preset {args.preset})" if args.preset else ""
+    print(f"Generation{preset}: {args.steps} {info.default('sampler')} steps, "
           f"cfg {args.cfg:g} at t in {list(args.cfg_interval)}, {args.fps:g} fps.\n")
 
     fields = {"resolution": args.resolution, "fps": args.fps, "steps": args.steps, "cfg": args.cfg,

@@ -194,7 +194,8 @@ def parameter_table(rows) -> str:
 
 def similarity_table(encoder) -> str:
     found = closest_concepts([w for w, _ in SYNONYMS], encoder)
-    lines = ["| word | meant | nearest concept | similarity | margin | mapped | right |", "|---|---|---|---|---|---|---|"]
+    lines = ["| word | meant | nearest concept | similarity | margin | mapped | right |",
+             "|---|---|---|---|---|---|---|"]
     for word, meant in SYNONYMS:
         kind, value, sim, margin = found[word]
         mapped = sim >= SIMILARITY_THRESHOLD and margin >= SIMILARITY_MARGIN

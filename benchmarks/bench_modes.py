@@ -120,7 +120,8 @@ def image_to_video(pipe, cases, renders, fields) -> str:
     rows = {
         "first-frame PSNR vs the image (dB)": f"{mean(psnr(r.frames[0], f[0]) for r, f in zip(results, renders)):.2f}",
         "VAE reconstruction PSNR of the image (dB)": f"{mean(psnr(x, f[0]) for x, f in zip(recon, renders)):.2f}",
-        "motion, generated (mean abs change per frame)": f"{mean(float(changes(r.frames).mean()) for r in results):.2f}",
+        "motion, generated (mean abs change per frame)":
+            f"{mean(float(changes(r.frames).mean()) for r in results):.2f}",
         "motion, true render from the same frame": f"{mean(float(changes(f).mean()) for f in renders):.2f}",
         "clips with an object moving, generated": share(moving(r.frames, fps) for r in results),
         "clips with an object moving, true render": share(moving(f, fps) for f in renders),

@@ -170,8 +170,8 @@ def run_throughput(args, model: Path, workdir: Path, workers: int, batch: int) -
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{args.port + 1}", timeout=60) as http:
                 for i in range(args.jobs):
-                    form = {"prompt": "a red ball bouncing on a wooden floor", "size": args.size, "seconds": args.seconds,
-                            "steps": str(args.steps), "seed": str(i)}
+                    form = {"prompt": "a red ball bouncing on a wooden floor", "size": args.size,
+                            "seconds": args.seconds, "steps": str(args.steps), "seed": str(i)}
                     r = http.post("/v1/videos", data=form)
                     r.raise_for_status()
         finally:

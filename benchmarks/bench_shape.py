@@ -8,8 +8,8 @@ images and edited SDEdit-style (`mode="edit"`): noised to t0 = 1 - strength and 
 - "own word": edited with their own caption. The share whose perceived shape is the scene's shape says how much
   noise a drawn outline survives. At strength 1 (pure noise) it is text-to-image shape adherence.
 - "other word": edited with the caption of the scene's reshaped twin (world.physics.reshaped_scene: the object
-  made another shape, with the same colour, size, place and background). Shares of images that show the new shape and that still show the old one: whether
-  the word can redraw an outline that the noise has not yet erased.
+  made another shape, with the same colour, size, place and background). Shares of images that show the new shape
+  and that still show the old one: whether the word can redraw an outline that the noise has not yet erased.
 
 Strength 0 rows are the renders themselves (perception's own accuracy). Cells are shares with 95% Wilson
 intervals. Prints Markdown tables. Runs with torch's thread count as set (OMP_NUM_THREADS=1 on a shared

@@ -47,7 +47,8 @@ def speed(vae, device):
                 if device == "cuda":
                     torch.cuda.synchronize()
                 best = min(best, time.perf_counter() - t)
-            rows.append({"device": device, "op": name, "size": f"{side}x{side}", "frames": 17, "frames_per_s": 17 / best})
+            rows.append({"device": device, "op": name, "size": f"{side}x{side}", "frames": 17,
+                         "frames_per_s": 17 / best})
     return rows
 
 
@@ -85,7 +86,8 @@ def main():
     device = "cuda" if torch.cuda.is_available() else "cpu"
     vae = VideoVAE.load(args.model, device=device)
     print(f"model {args.model}: {sum(p.numel() for p in vae.parameters()) / 1e6:.2f}M parameters; torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads" + (f", {torch.cuda.get_device_name()}" if device == "cuda" else ""))
+          f"{torch.__version__}, {torch.get_num_threads()} threads"
+          + (f", {torch.cuda.get_device_name()}" if device == "cuda" else ""))
     report = {}
     if args.quality:
         rows = report["quality"] = quality(vae, device, args.n_toy)
@@ -122,10 +124,12 @@ def main():
         for mode in ("chunked", "whole"):
             out = subprocess.run([sys.executable, __file__, "--model", args.model, "--_memory-child", mode],
                                  check=False, capture_output=True, text=True)
-            rows.append(json.loads(out.stdout) if out.returncode == 0 else {"chunked": mode == "chunked", "error": out.stderr[-300:]})
+            rows.append(json.loads(out.stdout) if out.returncode == 0
+                        else {"chunked": mode == "chunked", "error": out.stderr[-300:]})
         print("\n| decode 81 frames 512² | seconds | peak RSS GB |\n|---|---|---|")
         for r in rows:
-            print(f"| {'chunked (2 latent frames)' if r['chunked'] else 'whole clip'} | {r.get('seconds', float('nan')):.1f} "
+            print(f"| {'chunked (2 latent frames)' if r['chunked'] else 'whole clip'} "
+                  f"| {r.get('seconds', float('nan')):.1f} "
                   f"| {r.get('peak_rss_gb', float('nan')):.2f} |")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -9,7 +9,8 @@ num_attention_heads = heads, attention_head_dim = width / heads, ffn_dim = width
 depth, the same 1x2x2 patches, 33 input channels (our noisy latents + known latents + mask) and our text width
 (384, all-MiniLM-L6-v2). FLOPs are counted by torch.utils.flop_counter for each model's own forward, so "at equal
 FLOPs" can be checked rather than assumed. The two models are timed alternately, median of --repeats, bf16
-autocast on a GPU, in each mode (--modes): eager, CUDA graphs, and torch.compile-fused blocks under graphs. Needs `pip install diffusers` (the `bench` extra).
+autocast on a GPU, in each mode (--modes): eager, CUDA graphs, and torch.compile-fused blocks under graphs. Needs
+`pip install diffusers` (the `bench` extra).
 """
 
 import argparse
@@ -88,7 +89,8 @@ def main():
           f"{name}; torch {torch.__version__}; median of {args.repeats} forwards each, timed alternately. Modes: "
           f"eager (kernel by kernel), graphs (one CUDA graph replay per forward), compile (blocks fused by "
           f"torch.compile, then graphed); both models always in the same mode.\n", flush=True)
-    print("| preset | clip | tokens | mode | ours | Wan | Wan / ours (time) | Wan eager / ours | ours GFLOP | Wan GFLOP |")
+    print("| preset | clip | tokens | mode | ours | Wan | Wan / ours (time) | Wan eager / ours | ours GFLOP "
+          "| Wan GFLOP |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for preset in args.presets.split(","):
         cfg = PRESETS[preset]

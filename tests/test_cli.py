@@ -31,7 +31,8 @@ def test_world_render_from_prompt_writes_a_browser_playable_mp4(tmp_path):
 
 
 def test_frame_counts_are_mapped_and_said(tmp_path):
-    r = run("world", "render", "--seed", "3", "--size", "64x64", "--seconds", "1", "--fps", "10", "-o", str(tmp_path / "x.mp4"))
+    r = run("world", "render", "--seed", "3", "--size", "64x64", "--seconds", "1", "--fps", "10",
+            "-o", str(tmp_path / "x.mp4"))
     assert "13 frames" in r.stdout and "1 + 4k" in r.stdout  # 11 frames asked -> 13
 
 
@@ -47,7 +48,8 @@ def test_bad_input_is_one_clear_line(tmp_path, args, field):
 
 
 def test_export_then_inspect(tmp_path):
-    run("world", "export", "--n", "3", "--out", str(tmp_path / "set"), "--resolution", "64", "--seconds", "0.5", "--fps", "8")
+    run("world", "export", "--n", "3", "--out", str(tmp_path / "set"), "--resolution", "64", "--seconds", "0.5",
+        "--fps", "8")
     r = run("data", "inspect", str(tmp_path / "set"))
     assert "3" in r.stdout
 

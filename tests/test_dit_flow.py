@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from straightline.dit import DiT, PRESETS
-from straightline.flow import interpolate, sample_timesteps, sampling_times, shift_for_tokens, shift_time, velocity_target
+from straightline.flow import (interpolate, sample_timesteps, sampling_times, shift_for_tokens, shift_time,
+                               velocity_target)
 from straightline.layers import apply_rope, rope_3d
 from straightline.sampling import classifier_free_guidance, euler, heun
 
@@ -57,7 +58,8 @@ def test_rope_depends_only_on_relative_offsets():
 def tiny_inputs(T=2, H=4, W=6, B=2):
     g = torch.Generator().manual_seed(0)
     return dict(x=torch.randn(B, 16, T, H, W, generator=g), t=torch.rand(B, generator=g),
-                text=torch.randn(B, 5, 384, generator=g), text_mask=torch.tensor([[True] * 5, [True] * 3 + [False] * 2])[:B],
+                text=torch.randn(B, 5, 384, generator=g),
+                text_mask=torch.tensor([[True] * 5, [True] * 3 + [False] * 2])[:B],
                 text_pooled=torch.randn(B, 384, generator=g))
 
 
@@ -118,7 +120,7 @@ def test_frame_position_is_absolute_and_means_the_same_at_any_size():
     small, large = frame_position((3, 4, 8), 4), frame_position((3, 8, 16), 4)
     assert small.shape == (3 * 4 * 8, 24)
     time, place = small.reshape(3, 32, 24)[..., :8], small.reshape(3, 32, 24)[..., 8:]
-    assert torch.equal(place[0], place[1]) and torch.equal(place[0], place[2])       # the place: the same in every frame
+    assert torch.equal(place[0], place[1]) and torch.equal(place[0], place[2])   # the place: the same in every frame
     assert len({tuple(row.tolist()) for row in place[0]}) == 32                      # and every cell its own
     assert torch.equal(time[:, 0], time[:, -1]) and not torch.allclose(time[0], time[1])   # the time: per frame
     # place is a fraction of the frame: the upper-left cell reads alike at both sizes at the first frequency

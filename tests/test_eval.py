@@ -144,7 +144,8 @@ def test_cli_writes_a_report_and_compares_two_models(model_dir, tmp_path, monkey
     assert "wrote" in capsys.readouterr().out
     # an earlier report compares without running it again
     again = tmp_path / "again"
-    assert main(["eval", "--model", "reference:frozen", "--compare", str(out), "--suite", "quick", "-o", str(again)]) == 0
+    assert main(["eval", "--model", "reference:frozen", "--compare", str(out), "--suite", "quick",
+                 "-o", str(again)]) == 0
     labels = [r["label"] for r in json.loads((again / "report.json").read_text())["runs"]]
     assert labels == ["reference:frozen", str(model_dir)]
     assert_figures_exist(again)          # the earlier run's contact sheets were copied along

@@ -208,7 +208,8 @@ def test_a_preset_sets_steps_and_a_wrong_one_is_named(sqlite_url, model_dir, pip
         fast = http.post("/v1/videos", data={"prompt": "a red ball", "size": "64x32", "preset": "fast"}).json()
         assert fast["steps"] == 8
         r = http.post("/v1/videos", json={"prompt": "a red ball", "preset": "turbo"})
-        assert r.status_code == 400 and r.json()["error"]["param"] == "preset" and "fast" in r.json()["error"]["message"]
+        error = r.json()["error"]
+        assert r.status_code == 400 and error["param"] == "preset" and "fast" in error["message"]
 
 
 def test_quote_before_submitting_equals_the_job_estimate(sqlite_url, model_dir, pipe, tmp_path):

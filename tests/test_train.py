@@ -574,7 +574,8 @@ def test_train_state_of_an_older_run_still_resumes(vae_path, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     train(tiny_config(vae_path, steps=3), straight, sample_every=0, progress=False)
     train(tiny_config(vae_path, steps=2), resumed, sample_every=0, progress=False)
-    index = {name: i for i, (name, _) in enumerate(DiT(DIT_PRESETS["tiny"]).named_parameters())}  # the optimizer's order
+    # the optimizer's order
+    index = {name: i for i, (name, _) in enumerate(DiT(DIT_PRESETS["tiny"]).named_parameters())}
     old = {}
     for k, v in weights(resumed).items():
         if k.startswith("opt."):
@@ -660,7 +661,8 @@ def test_cli_trains_a_model_folder_that_generate_uses(vae_path, tmp_path, capsys
     assert main(["generate", "a red ball", "--model", str(out), "--steps", "2", "--seed", "1",
                  "-o", str(tmp_path / "ball.mp4")]) == 0
     info = probe(tmp_path / "ball.mp4")
-    assert (info["width"], info["height"], info["num_frames"]) == (32, 32, 5)   # the run's defaults: 32 px, 0.5 s at 8 fps
+    # the run's defaults: 32 px, 0.5 s at 8 fps
+    assert (info["width"], info["height"], info["num_frames"]) == (32, 32, 5)
     assert main(["train", "--out", str(tmp_path / "bad"), "--cond-prob", "2"]) == 2
     assert "cond_prob" in capsys.readouterr().err
 

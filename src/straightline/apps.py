@@ -489,9 +489,11 @@ def form_html(app: App, api_url: str | None = None, videos_url: str = "/v1/video
         req = " required" if i.required and i.default is None else ""
         value = "" if i.default is None else e(str(i.default))
         if i.type == "text" and i.multiline:
-            field_ = f'<textarea name="{i.name}" id="{i.name}" maxlength="{i.max_length}" rows="3"{req}>{value}</textarea>'
+            field_ = (f'<textarea name="{i.name}" id="{i.name}" maxlength="{i.max_length}" rows="3"{req}>'
+                      f'{value}</textarea>')
         elif i.type == "text":
-            field_ = f'<input type="text" name="{i.name}" id="{i.name}" maxlength="{i.max_length}" value="{value}"{req}>'
+            field_ = (f'<input type="text" name="{i.name}" id="{i.name}" maxlength="{i.max_length}" '
+                      f'value="{value}"{req}>')
         elif i.type == "choice":
             options = "".join(f'<option value="{e(c)}"{" selected" if str(i.default) == c else ""}>{e(lab)}</option>'
                               for c, lab in zip(i.choices, i.labels))

@@ -139,7 +139,8 @@ def cmd_vae_encode(args) -> None:
     frames = _fit_for_vae(video.frames, args.max_frames)
     vae = VideoVAE.load(args.model, device=args.device)
     latents = vae.encode(_to_model(frames).to(args.device)).cpu()
-    save_file({"latents": latents.contiguous()}, args.output, metadata={"fps": str(video.fps), "model": str(args.model)})
+    save_file({"latents": latents.contiguous()}, args.output,
+              metadata={"fps": str(video.fps), "model": str(args.model)})
     print(f"wrote {args.output}: latents {tuple(latents.shape)} from {frames.shape[0]} frames "
           f"{frames.shape[2]}x{frames.shape[1]}")
 
@@ -153,7 +154,8 @@ def cmd_vae_decode(args) -> None:
         latents, fps = f.get_tensor("latents"), float(f.metadata().get("fps", 24))
     vae = VideoVAE.load(args.model, device=args.device)
     frames = _to_uint8(vae.decode(latents.to(args.device)).cpu())
-    print(f"wrote {write_video(args.output, frames, fps)}: {frames.shape[0]} frames {frames.shape[2]}x{frames.shape[1]}")
+    path = write_video(args.output, frames, fps)
+    print(f"wrote {path}: {frames.shape[0]} frames {frames.shape[2]}x{frames.shape[1]}")
 
 
 def cmd_vae_train(args) -> None:
@@ -715,16 +717,17 @@ def build_parser() -> argparse.ArgumentParser:
     st = vsub.add_parser("stats", help="measure per-channel latent mean/std and store them in a checkpoint",
                          description="Encode fresh ToyWorld and texture batches and store the per-channel latent "
                          "mean and std in the checkpoint, so encode() returns unit-variance latents. Training runs "
-                         "this when it reaches --steps; run it yourself after a run stopped by --time-limit. A run's folder "
-                         "is measured on the run's own sizes, durations and fps (its train_state.json); any other "
-                         "checkpoint on the training defaults.")
+                         "this when it reaches --steps; run it yourself after a run stopped by --time-limit. A run's "
+                         "folder is measured on the run's own sizes, durations and fps (its train_state.json); any "
+                         "other checkpoint on the training defaults.")
     st.add_argument("model", help="a checkpoint folder (vae.json + vae.safetensors), updated in place")
     st.add_argument("--batches", type=int, default=32)
     st.set_defaults(func=cmd_vae_stats)
 
     # training flags default to None: VAETrainConfig holds the defaults (and `straightline` stays quick to
     # start, with no training modules imported to build this parser)
-    tr = vsub.add_parser("train", help="train a VAE on ToyWorld (+ procedural textures, + a folder of videos and photos)",
+    tr = vsub.add_parser("train",
+                         help="train a VAE on ToyWorld (+ procedural textures, + a folder of videos and photos)",
                          description="Train the VAE. Resumes exactly when --out already holds a train state. "
                          "Writes vae.json/vae.safetensors (EMA weights), log.jsonl and preview videos to --out.")
     tr.add_argument("--out", required=True, help="run folder")

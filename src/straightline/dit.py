@@ -251,5 +251,6 @@ class DiT(nn.Module):
         cfg = json.loads((path / "dit.json").read_text())
         cfg = DiTConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
         model = cls(cfg)
-        model.load_state_dict({k: v.float() for k, v in load_file(str(path / "dit.safetensors"), device=str(device)).items()})
+        weights = load_file(str(path / "dit.safetensors"), device=str(device))
+        model.load_state_dict({k: v.float() for k, v in weights.items()})
         return model.to(device).eval()

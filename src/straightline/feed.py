@@ -63,7 +63,8 @@ _BACKGROUND_PHRASE = {"night": "at night", "slate": "on a slate background", "sa
                       "grassy field": "in a grassy field", "wooden floor": "on a wooden floor",
                       "desert": "in the desert", "checkerboard": "on a checkerboard",
                       "striped wall": "in front of a striped wall", "polka dots": "on a polka-dot background"}
-_CAMERA_CLAUSE = {"static": ", with a still camera", "pan left": ", while the camera pans left", "pan right": ", while the camera pans right",
+_CAMERA_CLAUSE = {"static": ", with a still camera",
+                  "pan left": ", while the camera pans left", "pan right": ", while the camera pans right",
                   "pan up": ", while the camera pans up", "pan down": ", while the camera pans down",
                   "zoom in": ", while the camera zooms in", "zoom out": ", while the camera zooms out"}
 

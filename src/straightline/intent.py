@@ -542,8 +542,8 @@ def _read_chinese(work: _Work) -> tuple[str, list[dict], list[str]]:
     for r, (kind, _) in enumerate(tokens):
         if kind != "relation":
             continue
-        place = next((p for p in range(r - 1, -1, -1) if tokens[p][0] == "place" or re.search(r"[,.;!?]", tokens[p][1])),
-                     None)
+        place = next((p for p in range(r - 1, -1, -1)
+                      if tokens[p][0] == "place" or re.search(r"[,.;!?]", tokens[p][1])), None)
         if place is None or tokens[place][0] != "place":
             continue
         end = next((e for e in range(r + 1, len(tokens)) if re.search(r"[,.;!?]", tokens[e][1])), len(tokens))

@@ -49,9 +49,10 @@ def classifier_free_guidance(velocity_pair: Callable, scale: float, velocity_con
     Guidance applies only at times t within `interval` (inclusive); elsewhere the velocity is
     `velocity_cond(x, t)`, the conditional one alone (one forward of half the batch; without it, every step is
     guided); after Kynkäänniemi et al. 2024, "Applying guidance in a limited interval improves sample and
-    distribution quality in diffusion models". Measured on the shipped model (docs/benchmarks.md): guidance near data (t > 0.5) changes nothing,
-    so it is skipped; without guidance on the first step, at pure noise, colours follow the prompt far more
-    often and objects jump more. Times of one call are equal, so t[0] decides (on a GPU, a read of one scalar)."""
+    distribution quality in diffusion models". Measured on the shipped model (docs/benchmarks.md): guidance near
+    data (t > 0.5) changes nothing, so it is skipped; without guidance on the first step, at pure noise, colours
+    follow the prompt far more often and objects jump more. Times of one call are equal, so t[0] decides (on a
+    GPU, a read of one scalar)."""
     lo, hi = interval
 
     def velocity(x, t):

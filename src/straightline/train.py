@@ -179,7 +179,8 @@ class TrainConfig:
             raise InvalidRequest("time_shift", self.time_shift, "1 with distill_steps: a student trains at its own "
                                  "sampler's times, which the time shift does not move")
         if self.student_init and not self.distill_steps:
-            raise InvalidRequest("student_init", self.student_init, "a student to distil further: only with distill_steps")
+            raise InvalidRequest("student_init", self.student_init,
+                                 "a student to distil further: only with distill_steps")
         if self.distill_steps < 0 or self.distill_substeps < 1:
             raise InvalidRequest("distill_steps/distill_substeps", None, "distill_steps ≥ 0 and distill_substeps ≥ 1")
         parse_interval(self.distill_cfg_interval, "distill_cfg_interval")

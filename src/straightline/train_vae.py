@@ -105,7 +105,8 @@ def make_batch(cfg: VAETrainConfig, buckets: list[Bucket], step: int, folder=Non
         elif source > 1 - cfg.texture_ratio:
             clips.append(texture_clip(rng, bucket))
         else:
-            scene = sample_scene(rng.getrandbits(40), aspect=bucket.aspect, duration=max(bucket.frames - 1, 1) / cfg.fps)
+            duration = max(bucket.frames - 1, 1) / cfg.fps
+            scene = sample_scene(rng.getrandbits(40), aspect=bucket.aspect, duration=duration)
             clips.append(render(scene, bucket.width, bucket.height, fps=cfg.fps, num_frames=bucket.frames).frames)
         # the convolutional VAE learns from windows: objects keep their full-size scale, steps stay cheap
         y0, x0 = rng.randrange(bucket.height - crop_h + 1), rng.randrange(bucket.width - crop_w + 1)
@@ -345,7 +346,8 @@ def train(cfg: VAETrainConfig, out, *, folder=None, device="cpu", time_limit: fl
           progress: bool = True) -> dict:
     """Train (or resume, when `out` holds a train state) until cfg.steps or `time_limit` seconds. `workers`:
     processes rendering batches ahead (0: the training process renders them; the batches are the same).
-    `preview_every`: write an original | reconstruction video every N steps (0: never). Returns the last logged metrics."""
+    `preview_every`: write an original | reconstruction video every N steps (0: never). Returns the last logged
+    metrics."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)

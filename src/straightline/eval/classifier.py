@@ -12,8 +12,8 @@ keeps speeds comparable across frame rates.
 
 Model: RGB plus 12 fixed palette channels (closeness of each pixel to each object colour, `palette_channels`), four
 3D convolutions (3 x 3 x 3; spatial stride 2 each, temporal stride 2 in the middle two), GroupNorm and GELU,
-global average and max pools of their output and of the palette channels, a linear embedding of FEATURE_DIM (the features, taken before any non-linearity) and five linear
-heads. About 0.15 GFLOP per clip forward.
+global average and max pools of their output and of the palette channels, a linear embedding of FEATURE_DIM (the
+features, taken before any non-linearity) and five linear heads. About 0.15 GFLOP per clip forward.
 
 Training (`train`, or `python -m straightline.eval.classifier --out DIR`): ToyWorld scenes of every split (the
 classifier must know held-out compositions too) rendered at short side 64/96/128, aspects 16:9, 9:16, 1:1, 4:3,

@@ -47,7 +47,8 @@ def sanity(variants=(None, *DAMAGES), *, n: int = 4, physics_n: int = 1, resolut
         pipe = WorldPipeline(variant)
         pipe.know(cases + occlusions + [(c.prompt, c.scene) for c in pcases])
         clips = []
-        rows = evaluate(pipe, cases, keep=lambda c, r, s, clips=clips: clips.append((r.frames, r.fps, c.scene)), **fields)
+        rows = evaluate(pipe, cases, keep=lambda c, r, s, clips=clips: clips.append((r.frames, r.fps, c.scene)),
+                        **fields)
         records = physics.run_physics(pipe, pcases, condition=False,
                                       keep=lambda c, r, t, clips=clips: clips.append((r.frames, r.fps, c.scene)),
                                       **fields)
