@@ -1,6 +1,7 @@
 """The documentation's relative links lead somewhere: every [text](file#anchor) in a tracked Markdown file names a
 file that exists and, for a Markdown file, a heading it has (GitHub's anchors)."""
 
+import functools
 import re
 import subprocess
 from pathlib import Path
@@ -14,13 +15,14 @@ def github_anchor(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
-def anchors(path: Path):
+@functools.cache          # a file is read once, however many links point into it
+def anchors(path: Path) -> frozenset[str]:
     seen: dict[str, int] = {}
     for line in re.sub(r"```.*?```", "", path.read_text(), flags=re.S).splitlines():
         if m := re.match(r"#{1,6} (.*)", line):
             a = github_anchor(m.group(1))
             seen[a] = seen.get(a, 0) + 1
-            yield a if seen[a] == 1 else f"{a}-{seen[a] - 1}"   # repeated headings get -1, -2, ...
+    return frozenset(a if k == 0 else f"{a}-{k}" for a, n in seen.items() for k in range(n))   # repeats: -1, -2
 
 
 def broken_links(path: Path) -> list[str]:
@@ -33,7 +35,7 @@ def broken_links(path: Path) -> list[str]:
         linked = (path.parent / file).resolve() if file else path
         if not linked.exists():
             broken.append(f"{target} (no such file)")
-        elif anchor and linked.suffix == ".md" and anchor not in set(anchors(linked)):
+        elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
             broken.append(f"{target} (no such heading)")
     return broken
 

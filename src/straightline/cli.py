@@ -398,7 +398,7 @@ def _generation_args(p, seconds_help: str | None = "duration, 0 for an image (or
     p.add_argument("--negative", default="", help="what to steer away from (with --cfg other than 1)")
     p.add_argument("--sampler", choices=["euler", "heun"])
     p.add_argument("--preset", help='named defaults: "fast" (the shipped model: a distilled student in 4 steps, '
-                   'the middle two guided, about 4x quicker; other models: 8 steps instead of 20; '
+                   'the middle two guided, about 3.5x quicker; other models: 8 steps instead of 20; '
                    'docs/benchmarks.md); flags given still win')
     p.add_argument("--model", default="default", help="'default' (the shipped model) or a model folder "
                    "(model.json, dit/, vae/), e.g. a training run")

@@ -18,6 +18,9 @@ rm -rf /tmp/cache /tmp/fast1 /tmp/fast2 /tmp/logs && mkdir -p /tmp/logs /tmp/fas
 source tools/gpu-session/setup.sh
 meta() { tar czf $OUT/meta.tgz -C /tmp --ignore-failed-read logs fast1/log.jsonl fast1/model.json \
   fast2/log.jsonl fast2/model.json 2>/dev/null; }
+# a phase's end: its last progress line and logged losses, its weights to $OUT in parts, the logs so far
+returned() { tail -c 400 /tmp/logs/$1.log | tr '\r' '\n' | tail -2; tail -1 /tmp/$1/log.jsonl
+  split -b 12M /tmp/$1/dit/dit.safetensors $OUT/$1.part-; sha256sum /tmp/$1/dit/dit.safetensors; meta; }
 # the teacher's guided path as the shipped model samples (20 steps, guidance 4 on t in [0, 0.5]); every phase
 DISTIL="--init default --distill-steps 4 --distill-cfg 4 --distill-cfg-interval 0,0.5 --distill-substeps 5 \
   --shard-clips $SHARD --token-budget $TOKENS --warmup 20 --sample-every 0 --device $DEV"
@@ -32,15 +35,13 @@ ln -s /tmp/cache/cache /tmp/fast1/cache && ln -s /tmp/cache/cache /tmp/fast2/cac
 at "cache: $n complete shards; student, one step at a time, for $(left $STEP_END) s"
 python3 -m straightline train --out /tmp/fast1 $DISTIL --student-init default --distill-rollout 0.5 --lr $LR \
   --seed 7 --cache-clips $((n * SHARD)) --time-limit $(( $(left $STEP_END) - 10 )) > /tmp/logs/fast1.log 2>&1
-tail -c 400 /tmp/logs/fast1.log | tr '\r' '\n' | tail -2; tail -1 /tmp/fast1/log.jsonl
-split -b 12M /tmp/fast1/dit/dit.safetensors $OUT/fast1.part-; sha256sum /tmp/fast1/dit/dit.safetensors; meta
+returned fast1
 
 at "student on whole samples for $(left $FAST_END) s"
 python3 -m straightline train --out /tmp/fast2 $DISTIL --student-init /tmp/fast1/dit --distill-endpoint 1 \
   --lr $(python3 -c "print($LR / 3)") --ema 0.99 --seed 8 --cache-clips $((n * SHARD)) \
   --time-limit $(( $(left $FAST_END) - 10 )) > /tmp/logs/fast2.log 2>&1
-tail -c 400 /tmp/logs/fast2.log | tr '\r' '\n' | tail -2; tail -1 /tmp/fast2/log.jsonl
-split -b 12M /tmp/fast2/dit/dit.safetensors $OUT/fast2.part-; sha256sum /tmp/fast2/dit/dit.safetensors; meta
+returned fast2
 
 [ "${MFU:-1}" = 1 ] && { at "MFU"
 timeout $(left $END) python3 benchmarks/bench_gpu.py --presets $PRESET_MFU --clips $CLIPS_MFU --device $DEV 2>&1 \
