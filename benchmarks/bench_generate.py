@@ -3,6 +3,9 @@
     python benchmarks/bench_generate.py --model default --n 200 --seconds 1 --fps 12 --resolution 128 --steps 20 --cfg 5
     python benchmarks/bench_generate.py --model default --preset fast --n 200    # the distilled 4-step student
     python benchmarks/bench_generate.py ... --cases student.jsonl    # also each case's score, for compare_adherence.py
+    python benchmarks/bench_generate.py ... --cases part1.jsonl --part 1/2 &    # the adherence cases in two processes;
+    python benchmarks/bench_generate.py ... --cases part2.jsonl --part 2/2      # cat part1.jsonl part2.jsonl gives
+                                                                                # the whole run's --cases file
 
 Adherence: n in-distribution prompts ("train": new scenes of the training distribution) and n held-out ones
 (the first object is a HELD_OUT colour x shape x motion triple), medium captions, static camera, each
@@ -93,6 +96,26 @@ def timing(pipe, prompts: list[str], seconds: float, resolution: int, fields: di
             "video": video, **phases}
 
 
+def parse_part(parser, value: str | None) -> tuple[int, int] | None:
+    """--part "I/N" -> (I, N), 1 <= I <= N; None -> None."""
+    if value is None:
+        return None
+    try:
+        i, n = (int(v) for v in value.split("/"))
+    except ValueError:
+        i = n = 0
+    if not 1 <= i <= n:
+        parser.error(f"--part {value!r}: expected I/N with 1 <= I <= N, e.g. 1/2")
+    return i, n
+
+
+def part_range(cases: int, batch: int, i: int, n: int) -> tuple[int, int]:
+    """Cases [first, last) of part i of n: consecutive whole batches, so each clip is generated in the same batch,
+    from the same seed, as in the whole run."""
+    batches = -(-cases // batch)
+    return (i - 1) * batches // n * batch, min(cases, i * batches // n * batch)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default", help='"default" (the shipped model) or a model folder')
@@ -112,6 +135,10 @@ def main():
     parser.add_argument("--cases", default=None, metavar="PATH",
                         help="also write each adherence case's score (JSON lines), which benchmarks/"
                              "compare_adherence.py compares between two models")
+    parser.add_argument("--part", default=None, metavar="I/N",
+                        help="the adherence section alone, on the I-th of N runs of consecutive whole batches of its "
+                             "cases (seeds as in the whole run), for parallel processes: their --cases files, "
+                             "concatenated in order, are the whole run's; each table covers its part")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=8, help="requests per generate call")
     parser.add_argument("--framing-n", type=int, default=40, help="prompts for the framing table")
@@ -127,6 +154,9 @@ def main():
                         choices=["adherence", "steering", "placement", "framing", "timing", "long"],
                         help='sections to leave out ("long": the 4-second clip at twice the resolution)')
     args = parser.parse_args()
+    part = parse_part(parser, args.part)
+    if part:
+        args.skip = ["steering", "placement", "framing", "timing", "long"]
 
     pipe = Pipeline(args.model, args.device)
     info = pipe.info.with_preset(args.preset) if args.preset else pipe.info     # the defaults the requests get
@@ -153,19 +183,23 @@ def main():
     if "adherence" not in args.skip:
         cases = [case for split in ("train", "heldout") for case in
                  prompt_set(args.n, split, aspect=args.aspect, seconds=args.seconds, scenario=args.scenario)]
+        first, last = (0, len(cases)) if not part else part_range(len(cases), args.batch, *part)
+        cases = cases[first:last]
         start, misses, kept = time.perf_counter(), collections.Counter(), []
 
         def keep(case, result, scored):
             lo, hi = scored["expected"]                # a wrong count: fewer objects seen than shown, or more
             if not lo <= scored["tracks"] <= hi:
                 misses[split_of(case[1]), "too few" if scored["tracks"] < lo else "too many"] += 1
-            kept.append({"case": len(kept), "split": split_of(case[1]), "prompt": case[0], "score": scored})
+            kept.append({"case": first + len(kept), "split": split_of(case[1]), "prompt": case[0], "score": scored})
 
-        rows = evaluate(pipe, cases, batch=args.batch, progress=progress("adherence"), keep=keep, **fields)
+        rows = evaluate(pipe, cases, batch=args.batch, seed=first, progress=progress("adherence"), keep=keep,
+                        **fields)
         if args.cases:
             with open(args.cases, "w") as f:
                 f.writelines(json.dumps(line) + "\n" for line in kept)
-        print(f"## Prompt adherence\n\n{args.n} prompts per split (medium captions, static camera), {args.aspect} "
+        which = f"cases {first}-{last - 1} of " if part else ""
+        print(f"## Prompt adherence\n\n{which}{args.n} prompts per split (medium captions, static camera), {args.aspect} "
               f"at short side {args.resolution} px, {args.seconds:g} s; {time.perf_counter() - start:.0f} s in all.\n")
         print(adherence_table(rows) + "\n")
         print("Wrong counts (clips): " + "; ".join(
