@@ -199,8 +199,9 @@ def main():
             with open(args.cases, "w") as f:
                 f.writelines(json.dumps(line) + "\n" for line in kept)
         which = f"cases {first}-{last - 1} of " if part else ""
-        print(f"## Prompt adherence\n\n{which}{args.n} prompts per split (medium captions, static camera), {args.aspect} "
-              f"at short side {args.resolution} px, {args.seconds:g} s; {time.perf_counter() - start:.0f} s in all.\n")
+        print(f"## Prompt adherence\n\n{which}{args.n} prompts per split (medium captions, static camera), "
+              f"{args.aspect} at short side {args.resolution} px, {args.seconds:g} s; "
+              f"{time.perf_counter() - start:.0f} s in all.\n")
         print(adherence_table(rows) + "\n")
         print("Wrong counts (clips): " + "; ".join(
             f"{split}: {misses[split, 'too few']} with objects missing, {misses[split, 'too many']} with extra ones"

@@ -3,6 +3,7 @@
     python benchmarks/bench_generate.py --model default --preset fast --n 400 --cases student.jsonl ...
     python benchmarks/bench_generate.py --model default --n 400 --cases teacher.jsonl ...
     python benchmarks/compare_adherence.py student.jsonl teacher.jsonl --names "student (4 steps)" "teacher"
+    python benchmarks/compare_adherence.py ... --within 2    # and whether every difference is -2 points or better
 
 Both files come from bench_generate.py --cases with the same --n, --aspect, --seconds and --scenario, so case k is
 the same prompt generated from the same seed by each model. The interval comes from resampling the cases
@@ -16,6 +17,7 @@ import json
 
 from straightline.eval.adherence import paired_difference
 
+GOAL_ATTRIBUTES = ("color", "shape", "direction", "count")
 HEADINGS = {"color": "colour", "shape": "shape", "direction": "direction", "count": "count (clips)",
             "background": "background (clips)", "motion": "motion (extra)"}
 
@@ -31,6 +33,9 @@ def main():
     parser.add_argument("b", help="bench_generate.py --cases file of model b, from the same prompts")
     parser.add_argument("--names", nargs=2, default=None, metavar=("A", "B"), help="the models' names in the table")
     parser.add_argument("--resamples", type=int, default=4000, help="bootstrap draws of the cases")
+    parser.add_argument("--within", type=float, default=None, metavar="POINTS",
+                        help="also say whether a is within POINTS of b on colour, shape, direction and count in both "
+                             "splits (the point estimates; issue 9's student goal is 2)")
     args = parser.parse_args()
     a, b = load(args.a), load(args.b)
     for x, y in zip(a, b):
@@ -51,6 +56,12 @@ def main():
     for r in rows:
         print(f"| {r['split']} | {HEADINGS[r['attribute']]} | {r['n']} | {100 * r['a']:.1f}% | {100 * r['b']:.1f}% | "
               f"{100 * r['difference']:+.1f} ({100 * r['low']:+.1f} to {100 * r['high']:+.1f}) |")
+    if args.within is not None:
+        short = [f"{r['split']} {HEADINGS[r['attribute']]} {100 * r['difference']:+.1f}" for r in rows
+                 if r["split"] in ("train", "heldout") and r["attribute"] in GOAL_ATTRIBUTES
+                 and 100 * r["difference"] < -args.within]
+        print(f"\n{name_a} within {args.within:g} points of {name_b} on colour, shape, direction and count in both "
+              f"splits: " + ("yes" if not short else "no (" + "; ".join(short) + ")"))
 
 
 if __name__ == "__main__":
