@@ -59,7 +59,7 @@ def main():
     if args.within is not None:
         short = [f"{r['split']} {HEADINGS[r['attribute']]} {100 * r['difference']:+.1f}" for r in rows
                  if r["split"] in ("train", "heldout") and r["attribute"] in GOAL_ATTRIBUTES
-                 and 100 * r["difference"] < -args.within]
+                 and round(100 * r["difference"], 1) < -args.within]      # as the table shows it
         print(f"\n{name_a} within {args.within:g} points of {name_b} on colour, shape, direction and count in both "
               f"splits: " + ("yes" if not short else "no (" + "; ".join(short) + ")"))
 
