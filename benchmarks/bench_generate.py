@@ -96,23 +96,19 @@ def timing(pipe, prompts: list[str], seconds: float, resolution: int, fields: di
             "video": video, **phases}
 
 
-def parse_part(parser, value: str | None) -> tuple[int, int] | None:
-    """--part "I/N" -> (I, N), 1 <= I <= N; None -> None."""
+def parse_part(parser, value: str | None, cases: int, batch: int) -> tuple[int, int]:
+    """--part "I/N" -> the cases [first, last) of part I of N: consecutive whole batches, so each clip is generated
+    in the same batch, from the same seed, as in the whole run. None -> every case."""
     if value is None:
-        return None
+        return 0, cases
     try:
         i, n = (int(v) for v in value.split("/"))
     except ValueError:
         i = n = 0
-    if not 1 <= i <= n:
-        parser.error(f"--part {value!r}: expected I/N with 1 <= I <= N, e.g. 1/2")
-    return i, n
-
-
-def part_range(cases: int, batch: int, i: int, n: int) -> tuple[int, int]:
-    """Cases [first, last) of part i of n: consecutive whole batches, so each clip is generated in the same batch,
-    from the same seed, as in the whole run."""
     batches = -(-cases // batch)
+    if not 1 <= i <= n <= batches:
+        parser.error(f"--part {value!r}: expected I/N with 1 <= I <= N <= {batches} (the run's batches of {batch}), "
+                     f"e.g. 1/{min(2, batches)}")
     return (i - 1) * batches // n * batch, min(cases, i * batches // n * batch)
 
 
@@ -154,8 +150,8 @@ def main():
                         choices=["adherence", "steering", "placement", "framing", "timing", "long"],
                         help='sections to leave out ("long": the 4-second clip at twice the resolution)')
     args = parser.parse_args()
-    part = parse_part(parser, args.part)
-    if part:
+    first, last = parse_part(parser, args.part, 2 * args.n, args.batch)    # the adherence cases this run makes
+    if args.part:
         args.skip = ["steering", "placement", "framing", "timing", "long"]
 
     pipe = Pipeline(args.model, args.device)
@@ -183,7 +179,6 @@ def main():
     if "adherence" not in args.skip:
         cases = [case for split in ("train", "heldout") for case in
                  prompt_set(args.n, split, aspect=args.aspect, seconds=args.seconds, scenario=args.scenario)]
-        first, last = (0, len(cases)) if not part else part_range(len(cases), args.batch, *part)
         cases = cases[first:last]
         start, misses, kept = time.perf_counter(), collections.Counter(), []
 
@@ -198,7 +193,7 @@ def main():
         if args.cases:
             with open(args.cases, "w") as f:
                 f.writelines(json.dumps(line) + "\n" for line in kept)
-        which = f"cases {first}-{last - 1} of " if part else ""
+        which = f"cases {first}-{last - 1} of " if args.part else ""
         print(f"## Prompt adherence\n\n{which}{args.n} prompts per split (medium captions, static camera), "
               f"{args.aspect} at short side {args.resolution} px, {args.seconds:g} s; "
               f"{time.perf_counter() - start:.0f} s in all.\n")
